@@ -1,0 +1,141 @@
+"""The command line: ``modelscan-lite scan PATH...`` and ``modelscan-lite rule [ID]``.
+
+Exit codes: 0 no finding at or above ``--fail-on``; 1 such findings; 2 usage, configuration
+or scan error (an error never masks a finding: findings win). stdout carries only the report;
+progress and diagnostics go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+
+app = typer.Typer(
+    name="modelscan-lite",
+    help="Check model files before anything loads them.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"modelscan-lite: error: {message}", err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
+    if not values:
+        return None
+    return tuple(v.strip().upper() for item in values for v in item.split(",") if v.strip())
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories to scan.")],
+    output_format: Annotated[str, typer.Option("--format", "-f",
+                                               help="text, json or sarif.")] = "text",
+    output: Annotated[Path | None, typer.Option("--output", "-o",
+                                                help="Write the report to FILE.")] = None,
+    fail_on: Annotated[str | None, typer.Option(
+        help="low, medium, high, critical or never (default: medium).")] = None,
+    select: Annotated[list[str] | None, typer.Option(
+        help="Only these rule IDs or prefixes (comma-separated, repeatable).")] = None,
+    ignore: Annotated[list[str] | None, typer.Option(
+        help="Skip these rule IDs or prefixes (comma-separated, repeatable).")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=0,
+                                             help="Parallel workers (0: one per core).")] = None,
+    config: Annotated[Path | None, typer.Option(
+        help="A pyproject.toml to read [tool.modelscan-lite] from.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+) -> None:
+    """Scan model files (and archives, and directories of them) without loading them."""
+    from .config import ConfigError, load_config, parse_fail_on
+    from .engine import RuleError
+    from .report import FORMATS, render
+    from .scanner import scan_paths
+
+    if output_format not in FORMATS:
+        raise _fail(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
+    try:
+        cfg = load_config(config)
+        cfg = cfg.merged(
+            fail_on=parse_fail_on(fail_on) if fail_on is not None else None,
+            select=_split_ids(select), ignore=_split_ids(ignore), jobs=jobs,
+        )
+        if fail_on is not None and fail_on.strip().lower() == "never":
+            from dataclasses import replace
+
+            cfg = replace(cfg, fail_on=None)
+        progress = None if quiet or not sys.stderr.isatty() else _progress_printer()
+        report = scan_paths([str(p) for p in paths], cfg, progress)
+    except (ConfigError, RuleError) as exc:
+        raise _fail(str(exc)) from None
+    color = output is None and output_format == "text" and sys.stdout.isatty()
+    text = render(report, output_format, color=color)
+    if output is not None:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise _fail(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(text)
+    for err in report.errors:
+        typer.echo(f"modelscan-lite: {err}", err=True)
+    if report.failing():
+        raise typer.Exit(EXIT_FINDINGS)
+    if report.errors:
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(EXIT_OK)
+
+
+def _progress_printer():  # type: ignore[no-untyped-def]
+    def show(done: int, total: int) -> None:
+        if total >= 20:
+            end = "\n" if done == total else ""
+            sys.stderr.write(f"\rscanned {done}/{total} files{end}")
+            sys.stderr.flush()
+
+    return show
+
+
+@app.command()
+def rule(
+    rule_id: Annotated[str | None, typer.Argument(help="A rule ID such as P101.")] = None,
+) -> None:
+    """Show one rule's documentation, or list all rules."""
+    from .engine import RuleError, load_rules
+    from .rule_docs import render_rule, render_rule_list
+
+    try:
+        ruleset = load_rules()
+    except RuleError as exc:
+        raise _fail(str(exc)) from None
+    if rule_id is None:
+        sys.stdout.write(render_rule_list(ruleset))
+        return
+    found = ruleset.get(rule_id)
+    if found is None:
+        raise _fail(f"no rule {rule_id!r}; `modelscan-lite rule` lists them")
+    sys.stdout.write(render_rule(found))
+
+
+@app.command()
+def version() -> None:
+    """Print the tool and rule-set versions."""
+    from . import __version__
+    from .engine import load_rules
+
+    sys.stdout.write(f"modelscan-lite {__version__} (rules {load_rules().version})\n")
+
+
+def main() -> None:
+    app()

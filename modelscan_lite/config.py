@@ -1,0 +1,120 @@
+"""Configuration: ``[tool.modelscan-lite]`` in the nearest ``pyproject.toml``, then CLI overrides.
+
+Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``never``),
+``severity`` (table: rule ID -> severity), ``per-path-ignores`` (table: path glob -> IDs),
+``allow-globals`` (dotted-name globs added to the P105 allowlist), ``jobs``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .limits import Limits
+from .model import Severity
+
+DEFAULT_FAIL_ON = Severity.MEDIUM
+KEYS = {"select", "ignore", "fail-on", "severity", "per-path-ignores", "allow-globals", "jobs"}
+
+
+class ConfigError(ValueError):
+    """Bad configuration: exit code 2 with this message."""
+
+
+@dataclass(frozen=True)
+class Config:
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    fail_on: Severity | None = DEFAULT_FAIL_ON
+    severity: dict[str, Severity] = field(default_factory=dict)
+    per_path_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    allow_globals: tuple[str, ...] = ()
+    jobs: int = 0  # 0: one per core
+    limits: Limits = field(default_factory=Limits)
+    source: str | None = None
+
+    def merged(self, **overrides: Any) -> Config:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def parse_fail_on(text: str) -> Severity | None:
+    if text.strip().lower() == "never":
+        return None
+    try:
+        return Severity.parse(text)
+    except ValueError:
+        raise ConfigError(
+            f"fail-on must be low, medium, high, critical or never, not {text!r}"
+        ) from None
+
+
+def _str_list(value: Any, key: str, source: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{source}: {key} must be a list of strings")
+    return tuple(value)
+
+
+def from_table(table: dict[str, Any], source: str) -> Config:
+    unknown = set(table) - KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys in [tool.modelscan-lite]: {sorted(unknown)}")
+    cfg = Config(source=source)
+    if "select" in table:
+        cfg = replace(cfg, select=_str_list(table["select"], "select", source))
+    if "ignore" in table:
+        cfg = replace(cfg, ignore=_str_list(table["ignore"], "ignore", source))
+    if "fail-on" in table:
+        cfg = replace(cfg, fail_on=parse_fail_on(str(table["fail-on"])))
+    if "severity" in table:
+        sev = table["severity"]
+        if not isinstance(sev, dict):
+            raise ConfigError(f"{source}: severity must be a table of rule ID = severity")
+        try:
+            cfg = replace(cfg, severity={k.upper(): Severity.parse(str(v)) for k, v in sev.items()})
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    if "per-path-ignores" in table:
+        ppi = table["per-path-ignores"]
+        if not isinstance(ppi, dict):
+            raise ConfigError(f"{source}: per-path-ignores must be a table of glob = [IDs]")
+        cfg = replace(cfg, per_path_ignores=tuple(
+            (k, _str_list(v, f"per-path-ignores.{k}", source)) for k, v in ppi.items()))
+    if "allow-globals" in table:
+        cfg = replace(cfg, allow_globals=_str_list(table["allow-globals"], "allow-globals",
+                                                   source))
+    if "jobs" in table:
+        if not isinstance(table["jobs"], int) or table["jobs"] < 0:
+            raise ConfigError(f"{source}: jobs must be a whole number >= 0")
+        cfg = replace(cfg, jobs=table["jobs"])
+    return cfg
+
+
+def find_pyproject(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path | None = None, start: Path | None = None) -> Config:
+    """The config from ``path`` or the nearest ``pyproject.toml`` above ``start``."""
+    pyproject = path or find_pyproject((start or Path.cwd()).resolve())
+    if pyproject is None:
+        return Config()
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        if path is not None:
+            raise ConfigError(f"{pyproject}: {exc}") from None
+        return Config()
+    table = data.get("tool", {}).get("modelscan-lite")
+    if table is None:
+        return Config()
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.modelscan-lite] must be a table")
+    return from_table(table, str(pyproject))

@@ -1,0 +1,350 @@
+"""The rule engine: loads rule files from ``rules/``, matches facts, and makes findings.
+
+A rule matches a fact when the fact's ``kind`` is one of the rule's kinds and its ``value``
+passes every value test the rule gives (``in``, ``not-in``, ``glob``, ``not-glob``,
+``regex``), and no rule listed under ``not-matched-by`` matched the same fact. Globs are
+dotted-name globs: ``*`` stays inside one dotted component, ``**`` crosses dots. With
+``suffixes: true`` a glob also tests each dotted tail of the value (``pathlib.os.system`` ->
+``os.system``), with leading underscores dropped from components (``_os`` -> ``os``), because
+``find_class`` walks every component of a dotted name.
+
+Rule files are validated structurally here (cheaply, at every start) and against
+``rules/schema.json`` in the tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .model import Fact, Finding, Location, Severity
+
+RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
+RULE_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+FAMILY_DIRS = {"P": "pickle", "A": "archive", "S": "safetensors", "G": "gguf", "O": "onnx",
+               "H": "hf-repo", "J": "template", "D": "dynamic", "X": "scanner"}
+REQUIRED = ("id", "name", "severity", "formats", "match", "message", "since", "doc")
+DOC_FIELDS = ("what", "why", "example", "fix", "known-problems")
+
+
+class RuleError(ValueError):
+    """A rule file is malformed; the message names the file."""
+
+
+def rules_dir() -> Path:
+    """The rules shipped in the wheel (``modelscan_lite/_rules``) or in the checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_rules", here.parent / "rules"):
+        if (candidate / "schema.json").is_file():
+            return candidate
+    raise RuleError(f"no rules directory found next to {here}")
+
+
+def glob_to_regex(pattern: str) -> str:
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^.]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^.]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return "".join(out)
+
+
+def _compile_globs(patterns: Sequence[str]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    return re.compile("(?:" + "|".join(glob_to_regex(p) for p in patterns) + r")\Z")
+
+
+def dotted_tails(value: str) -> list[str]:
+    """``a._b.c`` -> ``a._b.c``, ``_b.c``, ``b.c`` (tails of two or more components)."""
+    parts = value.split(".")
+    out = [value]
+    for i in range(1, len(parts) - 1):
+        tail = parts[i:]
+        out.append(".".join(tail))
+        stripped = ".".join(p.lstrip("_") or p for p in tail[:-1]) + "." + tail[-1]
+        if stripped != out[-1]:
+            out.append(stripped)
+    return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    formats: tuple[str, ...]
+    kinds: frozenset[str]
+    message: str
+    since: str
+    doc: dict[str, str]
+    cwe: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    values_in: frozenset[str] | None = None
+    values_not_in: frozenset[str] = frozenset()
+    glob: re.Pattern[str] | None = None
+    not_glob: re.Pattern[str] | None = None
+    regex: re.Pattern[str] | None = None
+    not_regex: re.Pattern[str] | None = None
+    suffixes: bool = False
+    not_matched_by: tuple[str, ...] = ()
+    not_allowlisted_by: str | None = None
+    allowlist: tuple[str, ...] = ()
+    source: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def family(self) -> str:
+        return self.id[0]
+
+    def value_matches(self, value: str) -> bool:
+        if self.values_in is not None and value not in self.values_in:
+            return False
+        if value in self.values_not_in:
+            return False
+        if self.glob is not None:
+            tails = dotted_tails(value) if self.suffixes else [value]
+            if not any(self.glob.match(t) for t in tails):
+                return False
+        if self.not_glob is not None and self.not_glob.match(value):
+            return False
+        if self.not_regex is not None and self.not_regex.search(value):
+            return False
+        return not (self.regex is not None and not self.regex.search(value))
+
+    def allows(self, value: str) -> bool:
+        """True when ``value`` is on this rule's allowlist (its ``not-glob``/``not-regex``)."""
+        return bool((self.not_glob is not None and self.not_glob.match(value))
+                    or (self.not_regex is not None and self.not_regex.search(value)))
+
+    def with_allowlist(self, extra: Sequence[str]) -> Rule:
+        """A copy whose ``not-glob`` also exempts ``extra`` (user-allowlisted globals)."""
+        if not extra:
+            return self
+        merged = (*self.allowlist, *extra)
+        return _replace(self, allowlist=merged, not_glob=_compile_globs(merged))
+
+
+def _replace(rule: Rule, **changes: Any) -> Rule:
+    from dataclasses import replace
+
+    return replace(rule, **changes)
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def parse_rule(data: Any, source: str) -> Rule:
+    if not isinstance(data, dict):
+        raise RuleError(f"{source}: a rule file holds one mapping")
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise RuleError(f"{source}: missing {', '.join(missing)}")
+    rid, name = str(data["id"]), str(data["name"])
+    if not RULE_ID.match(rid):
+        raise RuleError(f"{source}: id {rid!r} is not <FAMILY><CLASS><NN>")
+    if not RULE_NAME.match(name):
+        raise RuleError(f"{source}: name {name!r} is not kebab-case")
+    match = data["match"]
+    if not isinstance(match, dict) or "kind" not in match:
+        raise RuleError(f"{source}: match needs a kind")
+    known = {"kind", "in", "not-in", "glob", "not-glob", "regex", "not-regex", "suffixes",
+             "not-matched-by", "not-allowlisted-by"}
+    unknown = set(match) - known
+    if unknown:
+        raise RuleError(f"{source}: unknown match keys {sorted(unknown)}")
+    doc = data["doc"]
+    if not isinstance(doc, dict) or any(not str(doc.get(k, "")).strip() for k in DOC_FIELDS):
+        raise RuleError(f"{source}: doc needs {', '.join(DOC_FIELDS)}")
+    try:
+        severity = Severity.parse(str(data["severity"]))
+        regex = re.compile(match["regex"]) if match.get("regex") else None
+        not_regexes = _as_list(match.get("not-regex"))
+        not_regex = re.compile("|".join(f"(?:{x})" for x in not_regexes)) if not_regexes else None
+    except (ValueError, re.error) as exc:
+        raise RuleError(f"{source}: {exc}") from None
+    not_glob = _as_list(match.get("not-glob"))
+    return Rule(
+        id=rid, name=name, severity=severity, formats=tuple(_as_list(data["formats"])),
+        kinds=frozenset(_as_list(match["kind"])), message=str(data["message"]),
+        since=str(data["since"]), doc={k: str(v).strip() for k, v in doc.items()},
+        cwe=tuple(_as_list(data.get("cwe"))), references=tuple(_as_list(data.get("references"))),
+        values_in=frozenset(_as_list(match["in"])) if "in" in match else None,
+        values_not_in=frozenset(_as_list(match.get("not-in"))),
+        glob=_compile_globs(_as_list(match.get("glob"))),
+        not_glob=_compile_globs(not_glob), regex=regex, not_regex=not_regex,
+        suffixes=bool(match.get("suffixes", False)),
+        not_matched_by=tuple(_as_list(match.get("not-matched-by"))),
+        not_allowlisted_by=match.get("not-allowlisted-by"),
+        allowlist=tuple(not_glob), source=source, raw=data,
+    )
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    version: str
+
+    def by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+    def get(self, rule_id: str) -> Rule | None:
+        return self.by_id().get(rule_id.upper())
+
+
+@lru_cache(maxsize=4)
+def load_rules(directory: str | None = None) -> RuleSet:
+    root = Path(directory) if directory else rules_dir()
+    rules: list[Rule] = []
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("*/*.yaml")):
+        text = path.read_text(encoding="utf-8")
+        digest.update(path.name.encode() + b"\0" + text.encode())
+        rel = f"{path.parent.name}/{path.name}"
+        try:
+            data = _yaml_load(text)
+        except Exception as exc:  # noqa: BLE001 - any YAML error names the file
+            raise RuleError(f"{rel}: not valid YAML: {exc}") from None
+        rule = parse_rule(data, rel)
+        if path.name != f"{rule.id}-{rule.name}.yaml":
+            raise RuleError(f"{rel}: file name must be {rule.id}-{rule.name}.yaml")
+        if path.parent.name != FAMILY_DIRS[rule.family]:
+            raise RuleError(f"{rel}: family {rule.family} rules live in "
+                            f"{FAMILY_DIRS[rule.family]}/")
+        rules.append(rule)
+    ids = [r.id for r in rules]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise RuleError(f"duplicate rule ids: {', '.join(dupes)}")
+    known = set(ids)
+    for r in rules:
+        for other in (*r.not_matched_by, *([r.not_allowlisted_by] if r.not_allowlisted_by else [])):
+            if other not in known:
+                raise RuleError(f"{r.source}: names unknown rule {other}")
+    rules.sort(key=lambda r: r.id)
+    return RuleSet(tuple(rules), digest.hexdigest()[:12])
+
+
+class _Defaults(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def fingerprint(rule_id: str, where: Location, value: str) -> str:
+    """Stable across re-saves: no byte offsets, only rule, path, member, key and value."""
+    text = "\0".join((rule_id, where.path, where.member or "", where.key or "", value))
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def render_message(rule: Rule, fact: Fact) -> str:
+    values = _Defaults(fact.detail_dict())
+    values["value"] = fact.value
+    values["kind"] = fact.kind
+    called = values.get("called", "0")
+    if fact.kind.startswith("pickle.") and called not in ("", "0"):
+        values["use"] = f"; loading calls it: `{values.get('call', '')}`"
+    elif fact.kind == "pickle.global":
+        values["use"] = "; loading imports it"
+    try:
+        return rule.message.format_map(values)
+    except (ValueError, IndexError, KeyError, AttributeError):
+        return rule.message
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The active rule set after config: selection, severity remaps, extra allowlist."""
+
+    rules: tuple[Rule, ...]
+    severity: dict[str, Severity] = field(default_factory=dict)
+    per_path_ignore: tuple[tuple[str, frozenset[str]], ...] = ()
+    # rules whose allowlists other rules defer to, kept even when not selected
+    allowlists: dict[str, Rule] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, ruleset: RuleSet, select: Iterable[str] = (), ignore: Iterable[str] = (),
+              severity: dict[str, Severity] | None = None,
+              extra_allowlist: Sequence[str] = (),
+              per_path_ignore: Sequence[tuple[str, Sequence[str]]] = ()) -> Policy:
+        sel = [s.upper() for s in select]
+        ign = [s.upper() for s in ignore]
+        chosen = []
+        allowlists = {r.id: r.with_allowlist(extra_allowlist) for r in ruleset.rules
+                      if r.allowlist}
+        for r in ruleset.rules:
+            if sel and not any(r.id.startswith(s) for s in sel):
+                continue
+            if any(r.id.startswith(s) for s in ign):
+                continue
+            chosen.append(allowlists.get(r.id, r))
+        return cls(tuple(chosen), dict(severity or {}),
+                   tuple((p, frozenset(i.upper() for i in ids)) for p, ids in per_path_ignore),
+                   allowlists)
+
+    def matching_rules(self, fact: Fact) -> list[Rule]:
+        hits: dict[str, Rule] = {}
+        for r in self.rules:
+            if fact.kind in r.kinds and r.value_matches(fact.value):
+                if r.not_allowlisted_by:
+                    keeper = self.allowlists.get(r.not_allowlisted_by)
+                    if keeper is not None and keeper.allows(fact.value):
+                        continue
+                hits[r.id] = r
+        return [r for r in hits.values() if not any(o in hits for o in r.not_matched_by)]
+
+    def findings(self, facts: Iterable[Fact]) -> list[Finding]:
+        out: list[Finding] = []
+        seen: set[str] = set()
+        for fact in facts:
+            for rule in self.matching_rules(fact):
+                if self._ignored(rule.id, fact.location.path):
+                    continue
+                fp = fingerprint(rule.id, fact.location, fact.value)
+                if fp in seen:
+                    continue
+                seen.add(fp)
+                out.append(Finding(rule.id, rule.name, self.severity.get(rule.id, rule.severity),
+                                   render_message(rule, fact), fact.location, fp, fact.evidence))
+        out.sort(key=lambda f: (-f.severity, f.location.member or "", f.rule))
+        return out
+
+    def _ignored(self, rule_id: str, path: str) -> bool:
+        from fnmatch import fnmatch
+
+        return any(fnmatch(path, pat) and any(rule_id.startswith(i) for i in ids)
+                   for pat, ids in self.per_path_ignore)
+
+    def would_flag(self, names: Iterable[str]) -> bool:
+        """True when a ``pickle.global`` with any of these names gives a finding."""
+        for name in names:
+            probe = Fact("pickle.global", name, Location(""))
+            if self.matching_rules(probe):
+                return True
+        return False

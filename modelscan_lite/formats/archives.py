@@ -1,0 +1,407 @@
+"""Archives: zip (PyTorch, TorchScript, NumPy ``.npz`` or generic), tar (incl. the legacy
+PyTorch 0.1 layout) and 7z. Every member is sniffed by content and dispatched recursively.
+
+Zip, normatively (APPNOTE 6.3): the central directory (CD) at the end lists entries with their
+name, flags, method, CRC-32, sizes and the offset of a 30-byte local header
+(``PK\\x03\\x04``, version, flags, method, time, date, crc, csize, usize, name length, extra
+length) that precedes the member data. PyTorch's reader (miniz) looks members up by their CD
+name, ignores the encryption flag and CRC, and reads the data after the *local* header. So do
+we: Python's ``zipfile`` parses the CD only, data is read by us, and every place where the
+local header, flags or CRC disagree with the CD is an anomaly, not an error.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import tarfile
+import zipfile
+import zlib
+from typing import Any, BinaryIO
+
+from ..model import Location
+from .base import Context
+from .dispatch import dispatch_bytes, dispatch_file, dispatch_stream
+from .streams import (
+    BudgetExceeded,
+    DecodedStream,
+    FileSlice,
+    Source,
+    SourceFile,
+)
+
+_LOCAL = struct.Struct("<4sHHHHHIIIHH")
+_ZIP_METHODS = {0: None, 8: "deflate", 12: "bz2"}
+_SUSPICIOUS_FLAGS = 0x0001 | 0x0040 | 0x2000  # encrypted, strong encryption, masked header
+_STORAGE_RE = re.compile(r"(?:^|/)(?:\.data/|data/)[^/]+$")
+TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
+CRC_CHECK_LIMIT = 16 << 20
+
+
+def member_name_problem(name: str) -> str | None:
+    """Why extracting a member with this name would escape the target directory, if it would."""
+    norm = name.replace("\\", "/")
+    if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
+        return "absolute path"
+    if any(part == ".." for part in norm.split("/")):
+        return "parent-directory component"
+    return None
+
+
+def _check_name(name: str, where: Location, ctx: Context) -> None:
+    problem = member_name_problem(name)
+    if problem:
+        ctx.emit("archive.path-escape", name, where, reason=problem)
+
+
+def _zip_kind(names: list[str]) -> tuple[str, str]:
+    """(format, root prefix) for a zip's member list."""
+    for n in names:
+        if n == "data.pkl" or n.endswith("/data.pkl"):
+            root = n[: -len("data.pkl")]
+            if any(m.startswith(root + "code/") or m == root + "constants.pkl" for m in names):
+                return "torchscript", root
+            return "pytorch-zip", root
+        if n.endswith("constants.pkl"):
+            return "torchscript", n[: -len("constants.pkl")]
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz", ""
+    return "zip", ""
+
+
+def scan_zip(f: BinaryIO, start: int, length: int, where: Location, ctx: Context,
+             name: str) -> None:
+    from .streams import SliceIO
+
+    try:
+        zf = zipfile.ZipFile(SliceIO(f, start, length))
+        infos = zf.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
+            struct.error, NotImplementedError, UnicodeDecodeError) as exc:
+        ctx.anomaly("archive-unreadable", where, f"zip central directory unreadable: {exc}")
+        return
+    names = [i.filename for i in infos]
+    kind, root = _zip_kind(names)
+    ctx.formats.append(kind)
+    seen: dict[str, int] = {}
+    for info in infos:
+        ctx.members += 1
+        if ctx.members > ctx.limits.max_members:
+            ctx.anomaly("budget-members", where,
+                        f"more than {ctx.limits.max_members} archive members")
+            return
+        if ctx.deadline.expired():
+            ctx.anomaly("budget-time", where, "time budget ran out inside the archive")
+            return
+        mname = info.filename
+        seen[mname] = seen.get(mname, 0) + 1
+        label = mname if seen[mname] == 1 else f"{mname}#{seen[mname]}"
+        mloc = where.child(label)
+        if seen[mname] == 2:
+            ctx.emit("archive.duplicate", mname, mloc,
+                     message="loaders disagree on which copy they read")
+        _check_name(mname, mloc, ctx)
+        if (info.external_attr >> 16) & 0o170000 == 0o120000:
+            ctx.emit("archive.link", mname, mloc, link="symlink", target="stored as member data")
+        if mname.endswith("/"):
+            continue
+        if kind in ("pytorch-zip", "torchscript") and _STORAGE_RE.search(mname[len(root):]):
+            continue  # raw tensor bytes: loaders copy them, never deserialize them
+        _scan_zip_member(f, start, length, info, mloc, ctx, kind, root)
+
+
+def _scan_zip_member(f: BinaryIO, start: int, length: int, info: zipfile.ZipInfo,
+                     mloc: Location, ctx: Context, kind: str, root: str) -> None:
+    f.seek(start + info.header_offset)
+    raw = f.read(_LOCAL.size)
+    if len(raw) < _LOCAL.size:
+        ctx.anomaly("archive-unreadable", mloc, "local header past the end of the file")
+        return
+    sig, _ver, flags, method, _t, _d, _crc, _cs, _us, nlen, xlen = _LOCAL.unpack(raw)
+    if sig != b"PK\x03\x04":
+        ctx.anomaly("archive-unreadable", mloc, "no local header where the directory points")
+        return
+    lname_b = f.read(nlen)
+    lname = lname_b.decode("utf-8" if flags & 0x800 else "cp437", "replace")
+    if lname != info.filename:
+        ctx.emit("zip.header-mismatch", "name", mloc,
+                 message=f"local header names it `{lname}`, the directory `{info.filename}`")
+    if (flags | info.flag_bits) & _SUSPICIOUS_FLAGS:
+        ctx.emit("zip.header-mismatch", "flags", mloc,
+                 message=f"general-purpose flags 0x{flags | info.flag_bits:04x} mark it "
+                         "encrypted, but PyTorch ignores that and reads it")
+    if method != info.compress_type:
+        ctx.emit("zip.header-mismatch", "method", mloc,
+                 message=f"compression method {method} locally, {info.compress_type} "
+                         "in the directory")
+    data_start = info.header_offset + _LOCAL.size + nlen + xlen
+    csize = info.compress_size
+    if data_start + csize > length:
+        ctx.emit("zip.header-mismatch", "size", mloc,
+                 message="member data runs past the end of the file")
+        csize = max(0, length - data_start)
+    method = info.compress_type
+    if method not in _ZIP_METHODS:
+        ctx.anomaly("embedded-not-analysed", mloc,
+                    f"zip compression method {method} is not supported by the scanner")
+        return
+    mname = info.filename
+    codec = _ZIP_METHODS[method]
+    if codec is None:
+        fmt = dispatch_file(f, start + data_start, csize, mloc, ctx, mname)
+    else:
+        def restart(ds: int = data_start, cs: int = csize) -> Source:
+            return FileSlice(f, start + ds, cs)
+        stream = DecodedStream(restart(), codec, ctx.budget, restart)
+        fmt = dispatch_stream(stream, mloc, ctx, mname, info.file_size)
+    if fmt == "pickle":
+        if kind in ("pytorch-zip", "torchscript"):
+            local = info.filename[len(root):]
+            if local not in TORCH_PICKLES and not (
+                kind == "torchscript" and local.startswith("code/") and local.endswith(".debug_pkl")
+            ):
+                ctx.emit("archive.unexpected-pickle", info.filename, mloc, archive=kind)
+        if info.file_size <= CRC_CHECK_LIMIT:
+            _check_crc(f, start + data_start, csize, codec, info, mloc, ctx)
+
+
+def _check_crc(f: BinaryIO, data_start: int, csize: int, codec: str | None,
+               info: zipfile.ZipInfo, mloc: Location, ctx: Context) -> None:
+    f.seek(data_start)
+    data = f.read(csize)
+    try:
+        if codec == "deflate":
+            data = zlib.decompressobj(-15).decompress(data, CRC_CHECK_LIMIT + 1)
+        elif codec == "bz2":
+            import bz2
+
+            data = bz2.BZ2Decompressor().decompress(data, CRC_CHECK_LIMIT + 1)
+    except (zlib.error, OSError, ValueError, EOFError):
+        return
+    if zlib.crc32(data) != info.CRC:
+        ctx.emit("zip.header-mismatch", "crc", mloc,
+                 message=f"CRC-32 0x{zlib.crc32(data):08x} of the data, 0x{info.CRC:08x} "
+                         "recorded; PyTorch loads it anyway")
+
+
+# -- tar --------------------------------------------------------------------------------
+
+LEGACY_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
+_ELEMENT_SIZES = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4,
+                  "Short": 2, "Char": 1, "Byte": 1, "Bool": 1, "ComplexDouble": 16,
+                  "ComplexFloat": 8}
+
+
+def scan_tar(src: Source, where: Location, ctx: Context) -> None:
+    legacy = False
+    try:
+        with tarfile.open(fileobj=SourceFile(src), mode="r|") as tf:
+            for member in tf:
+                ctx.members += 1
+                if ctx.members > ctx.limits.max_members:
+                    ctx.anomaly("budget-members", where,
+                                f"more than {ctx.limits.max_members} archive members")
+                    return
+                if ctx.deadline.expired():
+                    ctx.anomaly("budget-time", where, "time budget ran out inside the archive")
+                    return
+                mloc = where.child(member.name)
+                _check_name(member.name, mloc, ctx)
+                if member.issym() or member.islnk():
+                    ctx.emit("archive.link", member.name, mloc,
+                             link="symlink" if member.issym() else "hardlink",
+                             target=member.linkname)
+                    continue
+                if not member.isfile():
+                    continue
+                if member.name in LEGACY_TAR_MEMBERS and not legacy:
+                    legacy = member.name == "sys_info"
+                    if legacy:
+                        ctx.formats.append("pytorch-legacy-tar")
+                fh = tf.extractfile(member)
+                if fh is None:
+                    continue
+                msrc = _TarMember(fh)
+                if legacy and member.name in ("storages", "tensors"):
+                    _scan_legacy_records(msrc, mloc, ctx, member.name)
+                else:
+                    dispatch_stream(msrc, mloc, ctx, member.name, member.size)
+    except BudgetExceeded as exc:
+        ctx.anomaly(exc.what, where, exc.detail)
+    except (tarfile.TarError, OSError, ValueError, EOFError, zlib.error) as exc:
+        ctx.anomaly("archive-unreadable", where, f"tar stream unreadable: {exc}")
+
+
+class _TarMember:
+    """A forward :class:`Source` over a tar member's file object."""
+
+    __slots__ = ("_fh", "_pos")
+
+    def __init__(self, fh: Any) -> None:
+        self._fh = fh
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        out: bytes = self._fh.read(n)
+        self._pos += len(out)
+        return out
+
+    def skip(self, n: int) -> int:
+        done = 0
+        while done < n:
+            got = len(self._fh.read(min(n - done, 1 << 20)))
+            if not got:
+                break
+            done += got
+        self._pos += done
+        return done
+
+    def tell(self) -> int:
+        return self._pos
+
+    def reread(self, start: int, end: int) -> bytes | None:
+        return None
+
+
+def _scan_legacy_records(src: Source, where: Location, ctx: Context, which: str) -> None:
+    """The ``storages``/``tensors`` members of a legacy tar: pickles between raw records."""
+    from .pickle_vm import Reader, walk_stream
+    from .pickles import emit_stream
+
+    reader = Reader(src)
+    budget = [ctx.limits.max_opcodes]
+    n = 0
+
+    def one() -> Any:
+        nonlocal n
+        n += 1
+        res = walk_stream(reader, ctx.limits, ctx.deadline, budget)
+        emit_stream(res, src, where, ctx, n)
+        if res.error:
+            raise _Stop
+        return res.top
+
+    def raw(size: int) -> bytes:
+        reader.fill(size)
+        data = reader.buf[reader.pos : reader.pos + size]
+        reader.pos += len(data)
+        if len(data) < size:
+            ctx.anomaly("pickle-truncated", where.at(reader.tell()),
+                        f"legacy {which} record ends early")
+            raise _Stop
+        return data
+
+    try:
+        count = one()
+        if not isinstance(count, int) or count < 0:
+            ctx.anomaly("pickle-invalid", where, f"legacy {which} count is not a number")
+            return
+        for _ in range(min(count, ctx.limits.max_members)):
+            args = one()
+            if which == "storages":
+                stype = args[2] if isinstance(args, tuple) and len(args) == 3 else None
+                tname = getattr(stype, "name", "")
+                elsize = _ELEMENT_SIZES.get(tname.rsplit(".", 1)[-1].removesuffix("Storage"))
+                if elsize is None:
+                    ctx.anomaly("embedded-not-analysed", where,
+                                f"unknown storage type `{tname}` in legacy storages")
+                    return
+                (numel,) = struct.unpack("<q", raw(8))
+                if numel < 0 or not reader.skip(numel * elsize):
+                    ctx.anomaly("pickle-truncated", where, "legacy storage data ends early")
+                    return
+            else:
+                (ndim,) = struct.unpack("<i", raw(4))
+                if not 0 <= ndim <= 64:
+                    ctx.anomaly("pickle-invalid", where, f"legacy tensor with {ndim} dims")
+                    return
+                raw(4 + 16 * ndim + 8)
+        if which == "storages":
+            one()
+        if not reader.at_eof():
+            ctx.anomaly("pickle-trailing-data", where.at(reader.tell()),
+                        f"bytes after the last legacy {which} record")
+    except _Stop:
+        return
+
+
+class _Stop(Exception):
+    pass
+
+
+# -- 7z -----------------------------------------------------------------------------------
+
+
+def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
+    try:
+        import py7zr
+        from py7zr.io import Py7zIO, WriterFactory
+    except ImportError:
+        ctx.emit("dependency.missing", "py7zr", where, detected="7z", fix="pip install py7zr")
+        return
+    limit = ctx.limits.max_member_read
+    budget = ctx.budget
+
+    class Capped(Py7zIO):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.data = bytearray()
+            self.total = 0
+
+        def write(self, s: bytes | bytearray) -> int:
+            self.total += len(s)
+            budget.charge(len(s), 0)
+            if len(self.data) <= limit:
+                self.data += s[: limit + 1 - len(self.data)]
+            return len(s)
+
+        def read(self, size: int | None = None) -> bytes:
+            return b""
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            return 0
+
+        def flush(self) -> None:
+            return None
+
+        def size(self) -> int:
+            return self.total
+
+    class Factory(WriterFactory):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self.files: dict[str, Capped] = {}
+
+        def create(self, filename: str) -> Py7zIO:
+            out = self.files[filename] = Capped()
+            return out
+
+    factory = Factory()
+    try:
+        with py7zr.SevenZipFile(fileobj, mode="r") as archive:
+            if archive.needs_password():
+                ctx.anomaly("embedded-not-analysed", where, "7z archive is encrypted")
+                return
+            infos = archive.list()
+            declared = sum(int(i.uncompressed or 0) for i in infos)
+            if declared > ctx.limits.max_decompressed:
+                ctx.anomaly("decompressed-size", where,
+                            f"7z declares {declared} bytes of content")
+                return
+            for info in infos:
+                ctx.members += 1
+                mloc = where.child(info.filename)
+                _check_name(info.filename, mloc, ctx)
+                if getattr(info, "is_symlink", False):
+                    ctx.emit("archive.link", info.filename, mloc, link="symlink")
+            archive.extractall(factory=factory)
+    except BudgetExceeded as exc:
+        ctx.anomaly(exc.what, where, exc.detail)
+        return
+    except Exception as exc:  # noqa: BLE001 - py7zr raises many unrelated types on bad input
+        ctx.anomaly("archive-unreadable", where, f"7z archive unreadable: {exc}")
+        return
+    for fname, out in factory.files.items():
+        mloc = where.child(fname)
+        if len(out.data) > limit:
+            ctx.anomaly("budget-member-size", mloc, f"7z member larger than {limit} bytes")
+            continue
+        dispatch_bytes(bytes(out.data), mloc, ctx, fname)

@@ -1,0 +1,222 @@
+"""Routes bytes to the right parser by content, at every level (file, member, decoded layer).
+
+Three entry points: :func:`dispatch_file` for a seekable region of an open file,
+:func:`dispatch_stream` for forward-only streams (decompressed layers, tar members), and
+:func:`dispatch_bytes` for small in-memory payloads. Each sniffs the head, records the format,
+flags extensions that lie about pickle content, enforces the nesting depth, and turns a
+decompression or parse failure into an anomaly instead of an exception.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import os
+import zlib
+from typing import BinaryIO
+
+from ..model import Location
+from .base import Context
+from .streams import (
+    BudgetExceeded,
+    BytesSource,
+    DecodedStream,
+    FileSlice,
+    Prefixed,
+    Source,
+)
+
+HEAD = 4096
+COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
+RANDOM_ACCESS = ("zip", "7z")
+# Extensions that promise content which cannot run code; a pickle behind one is a lie.
+SAFE_EXTENSIONS = frozenset({
+    ".safetensors", ".gguf", ".ggml", ".onnx", ".npy", ".json", ".txt", ".md", ".yaml",
+    ".yml", ".csv", ".tsv", ".png", ".jpg", ".jpeg", ".gif", ".h5", ".hdf5", ".tflite", ".pb",
+    ".msgpack", ".model", ".vocab", ".jinja", ".wav", ".parquet", ".arrow",
+})
+MODEL_EXTENSIONS = frozenset({
+    ".pkl", ".pickle", ".pk", ".p", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".jbl", ".sav",
+    ".dat", ".data", ".model", ".npy", ".npz", ".safetensors", ".gguf", ".ggml", ".onnx", ".h5",
+    ".keras", ".pb", ".tflite", ".mar", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z",
+    ".lzma", ".z", ".zst", ".msgpack", ".nemo", ".llamafile",
+})
+NOT_YET_ANALYSED = frozenset({"safetensors", "gguf"})
+PICKLE_LIKE = frozenset({"pickle"})
+
+
+def extension(name: str) -> str:
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    _, ext = os.path.splitext(base)
+    return ext
+
+
+def _enter(where: Location, ctx: Context) -> bool:
+    if ctx.depth >= ctx.limits.max_depth:
+        ctx.anomaly("budget-depth", where,
+                    f"containers nested deeper than {ctx.limits.max_depth} levels")
+        return False
+    return True
+
+
+def _note_format(fmt: str, where: Location, ctx: Context, name: str) -> None:
+    ctx.formats.append(fmt)
+    ext = extension(name)
+    if fmt in PICKLE_LIKE and ext in SAFE_EXTENSIONS:
+        ctx.emit("format.mismatch", f"{fmt}:{ext}", where, detected=fmt, extension=ext)
+
+
+def dispatch_file(f: BinaryIO, start: int, length: int, where: Location, ctx: Context,
+                  name: str) -> str:
+    """Sniff and parse ``length`` bytes of ``f`` at ``start``; returns the detected format."""
+    f.seek(start)
+    head = f.read(min(HEAD, length))
+    fmt = _sniff_head(head)
+    _note_format(fmt, where, ctx, name)
+    if fmt == "zip":
+        from .archives import scan_zip
+
+        if _enter(where, ctx):
+            ctx.depth += 1
+            try:
+                scan_zip(f, start, length, where, ctx, name)
+            finally:
+                ctx.depth -= 1
+        return fmt
+    if fmt == "7z":
+        from .archives import scan_7z
+
+        if _enter(where, ctx):
+            ctx.depth += 1
+            try:
+                scan_7z(_SubFile(f, start, length), where, ctx)
+            finally:
+                ctx.depth -= 1
+        return fmt
+    return _parse_stream(fmt, head, FileSlice(f, start, length), where, ctx, name, length)
+
+
+def dispatch_stream(src: Source, where: Location, ctx: Context, name: str,
+                    length: int | None = None) -> str:
+    """Sniff and parse a forward-only stream; random-access formats are read into memory."""
+    try:
+        head = src.read(HEAD)
+    except BudgetExceeded as exc:
+        ctx.anomaly(exc.what, where, exc.detail)
+        return "unknown"
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
+        return "unknown"
+    fmt = _sniff_head(head)
+    if fmt in RANDOM_ACCESS:
+        limit = ctx.limits.max_member_read
+        try:
+            data = head + src.read(limit + 1 - len(head))
+        except BudgetExceeded as exc:
+            ctx.anomaly(exc.what, where, exc.detail)
+            return fmt
+        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
+            return fmt
+        if len(data) > limit:
+            ctx.anomaly("budget-member-size", where,
+                        f"a {fmt} archive inside a stream is larger than {limit} bytes")
+            return fmt
+        return dispatch_bytes(data, where, ctx, name)
+    _note_format(fmt, where, ctx, name)
+    return _parse_stream(fmt, head, Prefixed(head, src), where, ctx, name, length)
+
+
+def dispatch_bytes(data: bytes, where: Location, ctx: Context, name: str = "",
+                   hint: str = "") -> str:
+    return dispatch_file(io.BytesIO(data), 0, len(data), where, ctx, name or hint)
+
+
+def _sniff_head(head: bytes) -> str:
+    from .sniff import sniff
+
+    return sniff(head)
+
+
+def _parse_stream(fmt: str, head: bytes, src: Source, where: Location, ctx: Context,
+                  name: str, length: int | None) -> str:
+    if fmt == "pickle":
+        from .pickles import scan_pickle
+
+        scan_pickle(src, where, ctx)
+    elif fmt in COMPRESSED:
+        if _enter(where, ctx):
+            ctx.depth += 1
+            try:
+                inner = DecodedStream(src, fmt, ctx.budget)
+                inner_name = name[: -len(extension(name))] if extension(name) in (
+                    ".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib") else name
+                dispatch_stream(inner, where.child(f"<{fmt}>"), ctx, inner_name)
+            finally:
+                ctx.depth -= 1
+    elif fmt == "tar":
+        from .archives import scan_tar
+
+        if _enter(where, ctx):
+            ctx.depth += 1
+            try:
+                scan_tar(src, where, ctx)
+            finally:
+                ctx.depth -= 1
+    elif fmt == "npy":
+        from .numpy_format import scan_npy
+
+        scan_npy(src, where, ctx, name)
+    elif fmt == "lz4":
+        _scan_lz4(src, where, ctx, name)
+    elif fmt in NOT_YET_ANALYSED:
+        ctx.emit("format.unanalysed", fmt, where, detected=fmt)
+    elif fmt in ("text", "unknown"):
+        ext = extension(name)
+        if ext in MODEL_EXTENSIONS and (fmt == "unknown" or ext not in SAFE_EXTENSIONS):
+            ctx.emit("format.unknown", fmt, where, extension=ext or "(none)",
+                     head=head[:16].hex())
+    return fmt
+
+
+def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:
+    try:
+        import lz4.frame  # type: ignore[import-not-found]
+    except ImportError:
+        ctx.emit("dependency.missing", "lz4", where, detected="lz4",
+                 fix="pip install lz4")
+        return
+    limit = ctx.limits.max_member_read
+    try:
+        with lz4.frame.LZ4FrameFile(_SourceReader(src), "rb") as fh:
+            data = fh.read(limit + 1)
+    except Exception as exc:  # noqa: BLE001 - lz4 raises its own RuntimeError subclasses
+        ctx.anomaly("stream-corrupt", where, f"cannot decode lz4: {exc}")
+        return
+    if len(data) > limit:
+        ctx.anomaly("budget-member-size", where, f"lz4 content larger than {limit} bytes")
+        return
+    ctx.depth += 1
+    try:
+        dispatch_stream(BytesSource(data), where.child("<lz4>"), ctx, name)
+    finally:
+        ctx.depth -= 1
+
+
+class _SourceReader(io.RawIOBase):
+    def __init__(self, src: Source) -> None:
+        self._src = src
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
+        data = self._src.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _SubFile(f: BinaryIO, start: int, length: int) -> BinaryIO:  # noqa: N802 - a factory
+    from .streams import SliceIO
+
+    return io.BufferedReader(SliceIO(f, start, length))

@@ -1,0 +1,948 @@
+"""A symbolic pickle machine: walks an opcode stream the way the C unpickler would, without
+executing anything, and reports what loading it would import and call.
+
+Normative summary of the bytes (pickletools, CPython ``Modules/_pickle.c``):
+a pickle is a sequence of opcodes, one byte each, some followed by an argument (fixed-width
+little-endian integers, length-prefixed byte strings, or newline-terminated text for protocol
+0), ending with ``STOP`` (``.``). ``FRAME`` (protocol 4) announces the size of the next
+frame; the C unpickler only checks that the frame's bytes exist, so an argument may straddle
+a frame boundary there while the Python unpickler refuses it. We follow the C semantics for
+what runs and report every straddle as an anomaly.
+
+The machine keeps a symbolic stack, mark stack and memo. Values are Python scalars for
+literals, :class:`Global` for imports, :class:`Call` for call results (with the dotted name a
+resolver call would produce), :class:`Blob` for large byte strings that were skipped by
+seeking, and small capped containers. Every ``GLOBAL``/``STACK_GLOBAL``/``INST`` import, every
+call through a resolver (``getattr``, ``import_module``, ``attrgetter``...), ``EXT`` codes, and
+structural anomalies become facts. joblib's inline NumPy buffers are skipped using the
+``NumpyArrayWrapper`` state, as ``joblib.load`` reads them, so opcodes after a buffer are seen.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import codecs
+import lzma
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..limits import Deadline, Limits
+from .streams import BudgetExceeded, Source
+
+KEEP_BYTES = 4096  # literal bytes/str longer than this become a Blob placeholder
+MAX_LINE = 1 << 16
+CONTAINER_CAP = 64
+CHUNK = 1 << 20
+LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+_unpack_from = struct.unpack_from
+
+
+class Global:
+    """An imported object: ``name`` is the fully dotted path ``module.attr[.attr...]``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Call:
+    """The result of calling ``func`` with ``args``.
+
+    ``ref`` is the dotted name of the object the call returns when the callee is a resolver
+    (``getattr(os, 'system')`` returns ``os.system``); ``state`` records a later ``BUILD``.
+    """
+
+    __slots__ = ("args", "func", "kwargs", "ref", "state")
+
+    def __init__(self, func: Any, args: Any, ref: str | None = None) -> None:
+        self.func = func
+        self.args = args
+        self.kwargs: Any = None
+        self.ref = ref
+        self.state: Any = None
+
+    def __repr__(self) -> str:
+        return f"{_short(self.func)}{_short(self.args)}"
+
+
+class Blob:
+    """A byte or text string too large to keep; ``offset`` is where it starts in the stream."""
+
+    __slots__ = ("kind", "length", "offset")
+
+    def __init__(self, kind: str, offset: int, length: int) -> None:
+        self.kind = kind
+        self.offset = offset
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} of {self.length} bytes>"
+
+
+class Opaque:
+    """A value the machine does not model (persistent ids, out-of-band buffers, ext codes)."""
+
+    __slots__ = ("what",)
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __repr__(self) -> str:
+        return f"<{self.what}>"
+
+
+class Seq:
+    """A list, set or frozenset; keeps its first ``CONTAINER_CAP`` items."""
+
+    __slots__ = ("items", "kind", "total")
+
+    def __init__(self, kind: str, items: list[Any] | None = None) -> None:
+        self.kind = kind
+        self.items = items[:CONTAINER_CAP] if items else []
+        self.total = len(items) if items else 0
+
+    def extend(self, items: list[Any]) -> None:
+        room = CONTAINER_CAP - len(self.items)
+        if room > 0:
+            self.items.extend(items[:room])
+        self.total += len(items)
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} of {self.total}>"
+
+
+class Dct:
+    """A dict; keeps its first ``CONTAINER_CAP`` hashable keys."""
+
+    __slots__ = ("items", "total")
+
+    def __init__(self) -> None:
+        self.items: dict[Any, Any] = {}
+        self.total = 0
+
+    def set(self, key: Any, value: Any) -> None:
+        self.total += 1
+        if len(self.items) < CONTAINER_CAP:
+            try:
+                self.items[key] = value
+            except TypeError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"<dict of {self.total}>"
+
+
+class _Mark:
+    __slots__ = ()
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(slots=True)
+class GlobalUse:
+    """How one global name was used in a stream."""
+
+    name: str
+    offset: int
+    opcode: str
+    spelled: str
+    count: int = 0
+    called: int = 0
+    first_call: str | None = None
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """Everything one pickle stream (up to its ``STOP`` or its first error) revealed."""
+
+    start: int
+    end: int = 0
+    stopped: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+    error_offset: int | None = None
+    top: Any = None
+    opcodes: int = 0
+    proto: int = 0
+    globals: dict[str, GlobalUse] = field(default_factory=dict)
+    derived_calls: dict[str, GlobalUse] = field(default_factory=dict)
+    ext_codes: dict[int, int] = field(default_factory=dict)
+    anomalies: list[tuple[str, int, str]] = field(default_factory=list)
+    embedded: list[tuple[int, int, str, bytes | None]] = field(default_factory=list)
+    persistent_ids: int = 0
+    joblib_arrays: int = 0
+
+
+class Reader:
+    """A forward window over a :class:`Source`: the walker indexes ``buf`` directly."""
+
+    __slots__ = ("base", "buf", "pos", "src")
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+        self.buf = b""
+        self.pos = 0
+        self.base = src.tell()
+
+    def fill(self, need: int) -> bool:
+        """Make ``need`` bytes available at ``pos``; False at end of stream."""
+        have = len(self.buf) - self.pos
+        if have >= need:
+            return True
+        more = self.src.read(max(CHUNK, need - have))
+        self.base += self.pos
+        self.buf = self.buf[self.pos :] + more
+        self.pos = 0
+        return len(self.buf) >= need
+
+    def skip(self, n: int) -> bool:
+        have = len(self.buf) - self.pos
+        if n <= have:
+            self.pos += n
+            return True
+        rest = n - have
+        self.base += len(self.buf)
+        self.buf = b""
+        self.pos = 0
+        got = self.src.skip(rest)
+        self.base += got
+        return got == rest
+
+    def tell(self) -> int:
+        return self.base + self.pos
+
+    def at_eof(self) -> bool:
+        return not self.fill(1)
+
+
+class PickleError(Exception):
+    """Raised inside the walk for a stream the real unpickler would reject."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# dtype kind letter -> bytes per unit (numbers after the letter count units)
+_DTYPE_UNIT = {"b": 1, "i": 1, "u": 1, "f": 1, "c": 1, "m": 1, "M": 1, "S": 1, "a": 1,
+               "V": 1, "U": 4, "?": 1, "e": 2, "d": 8, "g": 16, "l": 8, "q": 8, "h": 2}
+_DTYPE_RE = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)$")
+_RESOLVERS_GETATTR = frozenset({
+    "builtins.getattr", "inspect.getattr_static", "builtins.object.__getattribute__",
+    "builtins.type.__getattribute__", "operator.getitem", "_operator.getitem",
+})
+_RESOLVERS_IMPORT = frozenset({
+    "importlib.import_module", "builtins.__import__", "importlib.__import__",
+    "importlib._bootstrap._gcd_import",
+})
+_RESOLVERS_NAME = frozenset({"pkgutil.resolve_name"})
+_ATTRGETTERS = frozenset({"operator.attrgetter", "_operator.attrgetter"})
+_METHODCALLERS = frozenset({"operator.methodcaller", "_operator.methodcaller"})
+_PARTIALS = frozenset({"functools.partial", "_functools.partial", "functools.partialmethod"})
+NESTED_LOADERS = frozenset({
+    "pickle.loads", "_pickle.loads", "pickle._loads", "cloudpickle.loads", "dill.loads",
+    "dill._dill.loads", "joblib.load", "torch.load", "torch.serialization.load",
+    "marshal.loads", "numpy.load", "torch.storage._load_from_bytes",
+})
+
+
+def ref_of(value: Any) -> str | None:
+    """The dotted name of what ``value`` is, if the machine can tell."""
+    t = type(value)
+    if t is Global:
+        return value.name  # type: ignore[no-any-return]
+    if t is Call:
+        return value.ref  # type: ignore[no-any-return]
+    return None
+
+
+def normalise_global(module: str, name: str) -> str:
+    """The dotted name ``find_class(module, name)`` resolves to, with Python 2 names mapped."""
+    key = (module, name)
+    if key in _compat_pickle.NAME_MAPPING:
+        module, name = _compat_pickle.NAME_MAPPING[key]
+    elif module in _compat_pickle.IMPORT_MAPPING:
+        module = _compat_pickle.IMPORT_MAPPING[module]
+    return f"{module}.{name}" if module else name
+
+
+def dtype_itemsize(dtype: Any) -> tuple[int, bool] | None:
+    """(itemsize, has_objects) of a symbolic ``numpy.dtype(...)`` call, or None if unknown."""
+    if type(dtype) is not Call or type(dtype.args) is not tuple or not dtype.args:
+        return None
+    spec = dtype.args[0]
+    if not isinstance(spec, str):
+        return None
+    state = dtype.state
+    has_objects = spec.lstrip("<>|=").startswith("O")
+    if type(state) is tuple and len(state) >= 8:
+        fields = state[4]
+        if type(fields) is Dct:
+            for sub in fields.items.values():
+                if type(sub) is tuple and sub:
+                    inner = dtype_itemsize(sub[0])
+                    if inner is None:
+                        return None
+                    has_objects = has_objects or inner[1]
+        elsize = state[5]
+        if isinstance(elsize, int) and elsize > 0 and not has_objects:
+            return elsize, False
+    if has_objects:
+        return 8, True
+    m = _DTYPE_RE.match(spec)
+    if not m:
+        return None
+    kind, count = m.group(1), m.group(2)
+    unit = _DTYPE_UNIT.get(kind)
+    if unit is None:
+        return None
+    if kind in "e d g l q h ?".split():
+        return unit, False
+    return unit * int(count or "1"), False
+
+
+def _resolve_call(func: Any, args: Any) -> tuple[str | None, str | None]:
+    """(name of what is really called, name of what the call returns) for resolver patterns."""
+    fname = ref_of(func)
+    if type(func) is Call:
+        inner = ref_of(func.func)
+        fargs = func.args if type(func.args) is tuple else ()
+        if inner in _ATTRGETTERS and fargs and isinstance(fargs[0], str):
+            target = ref_of(args[0]) if type(args) is tuple and args else None
+            return fname, f"{target or '?'}.{fargs[0]}"
+        if inner in _METHODCALLERS and fargs and isinstance(fargs[0], str):
+            target = ref_of(args[0]) if type(args) is tuple and args else None
+            return f"{target or '?'}.{fargs[0]}", None
+        if inner in _PARTIALS and fargs:
+            return ref_of(fargs[0]), None
+    if fname is None or type(args) is not tuple:
+        return fname, None
+    if fname in _RESOLVERS_GETATTR and len(args) >= 2 and isinstance(args[1], str):
+        base = ref_of(args[0])
+        return fname, f"{base or '?'}.{args[1]}"
+    if fname in _RESOLVERS_IMPORT and args and isinstance(args[0], str):
+        return fname, args[0]
+    if fname in _RESOLVERS_NAME and args and isinstance(args[0], str):
+        return fname, args[0].replace(":", ".")
+    return fname, None
+
+
+class PickleWalker:
+    """Walks one pickle stream from the reader's position to its ``STOP``.
+
+    ``run()`` never raises for hostile input: errors end the stream and are recorded in the
+    :class:`StreamResult`, after everything seen before them.
+    """
+
+    def __init__(self, reader: Reader, limits: Limits, deadline: Deadline,
+                 opcode_budget: list[int]) -> None:
+        self.r = reader
+        self.limits = limits
+        self.deadline = deadline
+        self.budget = opcode_budget  # shared across stacked streams: [remaining]
+        self.res = StreamResult(start=reader.tell())
+
+    # -- facts -------------------------------------------------------------------------
+    def _anomaly(self, kind: str, offset: int, message: str) -> None:
+        if len(self.res.anomalies) < 100:
+            self.res.anomalies.append((kind, offset, message))
+
+    def _use(self, name: str, offset: int, opcode: str, spelled: str) -> Global:
+        g = self.res.globals.get(name)
+        if g is None:
+            g = self.res.globals[name] = GlobalUse(name, offset, opcode, spelled)
+        g.count += 1
+        return Global(name)
+
+    def _called(self, func: Any, args: Any, offset: int, opcode: str) -> Call:
+        callee, produced = _resolve_call(func, args)
+        call = Call(func, args, produced)
+        if callee is None:
+            return call
+        target = self.res.globals.get(callee) if type(func) is Global else None
+        if target is None:
+            target = self.res.derived_calls.get(callee)
+            if target is None:
+                target = self.res.derived_calls[callee] = GlobalUse(callee, offset, opcode, callee)
+            target.count += 1
+        target.called += 1
+        if target.first_call is None:
+            shown = args if type(args) is tuple else (args,)
+            target.first_call = f"{callee}({', '.join(_short(a, 80) for a in shown)})"
+        if callee in NESTED_LOADERS and type(args) is tuple and args:
+            blob = args[0]
+            if type(blob) is Blob:
+                self.res.embedded.append((blob.offset, blob.length, callee, None))
+            elif isinstance(blob, bytes):
+                self.res.embedded.append((offset, len(blob), callee, blob))
+        return call
+
+    # -- the machine ---------------------------------------------------------------------
+    def run(self) -> StreamResult:
+        res = self.res
+        try:
+            self._loop()
+        except PickleError as exc:
+            res.error = str(exc)
+            res.error_kind = exc.kind
+            res.error_offset = self.r.tell()
+        except BudgetExceeded as exc:
+            res.error, res.error_kind = exc.detail, exc.what
+            res.error_offset = self.r.tell()
+        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            res.error, res.error_kind = f"cannot decode: {exc}", "stream-corrupt"
+            res.error_offset = self.r.tell()
+        res.end = self.r.tell()
+        return res
+
+    def _loop(self) -> None:  # noqa: C901 - one flat dispatch loop is the fast shape
+        self.res.opcodes = 0
+        r = self.r
+        res = self.res
+        limits = self.limits
+        stack: list[Any] = []
+        marks: list[int] = []
+        memo: dict[int, Any] = {}
+        max_stack = limits.max_stack
+        max_memo = limits.max_memo
+        frame_end = -1  # absolute offset where the current frame ends
+        start = r.tell()
+        remaining = self.budget[0]
+        ops = 0
+        buf = r.buf
+        pos = r.pos
+        blen = len(buf)
+        base = r.base
+        MARK = _Mark
+
+        def need(k: int) -> None:
+            nonlocal buf, pos, blen, base
+            r.pos = pos
+            if not r.fill(k):
+                r.pos = len(r.buf)
+                raise PickleError("pickle-truncated", "stream ends inside an opcode argument")
+            buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
+
+        def readline() -> bytes:
+            nonlocal buf, pos, blen, base
+            while True:
+                i = buf.find(b"\n", pos)
+                if i >= 0:
+                    line = buf[pos:i]
+                    pos = i + 1
+                    return line
+                if blen - pos > MAX_LINE:
+                    raise PickleError("pickle-invalid", "text argument longer than 64 KiB")
+                need(blen - pos + 1)
+
+        def big(kind: str, n: int, keep: bool) -> Any:
+            """A length-prefixed payload: kept if short, else skipped without copying."""
+            nonlocal buf, pos, blen, base
+            if n < 0:
+                raise PickleError("pickle-invalid", f"negative {kind} length")
+            if n <= KEEP_BYTES:
+                if pos + n > blen:
+                    need(n)
+                data = buf[pos : pos + n]
+                pos += n
+                return data
+            offset = base + pos - start
+            r.pos = pos
+            if not r.skip(n):
+                r.pos = len(r.buf)
+                raise PickleError("pickle-truncated", f"{kind} of {n} bytes runs past the end")
+            buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
+            return Blob(kind, offset, n)
+
+        def pop_mark() -> list[Any]:
+            if not marks:
+                raise PickleError("pickle-invalid", "MARK expected but not found")
+            k = marks.pop()
+            items = stack[k:]
+            del stack[k:]
+            return items
+
+        def text(data: Any, how: str) -> Any:
+            if type(data) is Blob:
+                return data
+            try:
+                if how == "utf-8":
+                    return data.decode("utf-8", "surrogatepass")
+                return data.decode("latin-1")
+            except UnicodeDecodeError as exc:
+                raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
+
+        try:
+            while True:
+                if pos >= blen:
+                    r.pos = pos
+                    if not r.fill(1):
+                        r.pos = pos = len(r.buf)
+                        raise PickleError("pickle-truncated", "stream ends before STOP")
+                    buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
+                if frame_end >= 0 and base + pos >= frame_end:
+                    if base + pos > frame_end:
+                        self._anomaly("pickle-frame-straddle", frame_end - start,
+                                      "an opcode argument runs past the end of its FRAME")
+                    frame_end = -1
+                ops += 1
+                if ops & 0xFFFF == 0:
+                    if ops > remaining:
+                        self.budget[0] = 0
+                        raise PickleError("budget-opcodes",
+                                          f"more than {limits.max_opcodes} opcodes")
+                    if self.deadline.expired():
+                        raise PickleError("budget-time",
+                                          f"more than {self.deadline.seconds:.0f}s to walk")
+                op = buf[pos]
+                here = base + pos
+                pos += 1
+                if op == 0x2E:  # STOP (checked first: it also ends the count)
+                    res.opcodes = ops
+                    res.stopped = True
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "STOP on an empty stack")
+                    res.top = stack[-1]
+                    break
+                # Ordered roughly by frequency in real checkpoints.
+                elif op == 0x94:  # MEMOIZE
+                    if not stack:
+                        raise PickleError("pickle-invalid", "MEMOIZE on an empty stack")
+                    memo[len(memo)] = stack[-1]
+                elif op == 0x71 or op == 0x72:  # BINPUT / LONG_BINPUT
+                    w = 1 if op == 0x71 else 4
+                    if pos + w > blen:
+                        need(w)
+                    idx = buf[pos] if w == 1 else _unpack_from("<I", buf, pos)[0]
+                    pos += w
+                    if not stack:
+                        raise PickleError("pickle-invalid", "PUT on an empty stack")
+                    memo[idx] = stack[-1]
+                elif op == 0x68 or op == 0x6A:  # BINGET / LONG_BINGET
+                    w = 1 if op == 0x68 else 4
+                    if pos + w > blen:
+                        need(w)
+                    idx = buf[pos] if w == 1 else _unpack_from("<I", buf, pos)[0]
+                    pos += w
+                    try:
+                        stack.append(memo[idx])
+                    except KeyError:
+                        raise PickleError("pickle-memo-missing",
+                                          f"memo key {idx} read before it was set") from None
+                elif op == 0x8C:  # SHORT_BINUNICODE
+                    if pos + 1 > blen:
+                        need(1)
+                    n = buf[pos]
+                    pos += 1
+                    if pos + n > blen:
+                        need(n)
+                    try:
+                        stack.append(buf[pos : pos + n].decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError as exc:
+                        raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
+                    pos += n
+                elif op == 0x4B:  # BININT1
+                    if pos + 1 > blen:
+                        need(1)
+                    stack.append(buf[pos])
+                    pos += 1
+                elif op == 0x28:  # MARK
+                    marks.append(len(stack))
+                elif op == 0x29:  # EMPTY_TUPLE
+                    stack.append(())
+                elif op == 0x85:  # TUPLE1
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "TUPLE1 on an empty stack")
+                    stack[-1] = (stack[-1],)
+                elif op == 0x86:  # TUPLE2
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "TUPLE2 needs two items")
+                    b2 = stack.pop()
+                    stack[-1] = (stack[-1], b2)
+                elif op == 0x87:  # TUPLE3
+                    if len(stack) < 3:
+                        raise PickleError("pickle-stack-underflow", "TUPLE3 needs three items")
+                    c3 = stack.pop()
+                    b3 = stack.pop()
+                    stack[-1] = (stack[-1], b3, c3)
+                elif op == 0x74:  # TUPLE
+                    stack.append(tuple(pop_mark()))
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(Dct())
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append(Seq("list"))
+                elif op == 0x75:  # SETITEMS
+                    items = pop_mark()
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "SETITEMS without a dict")
+                    target = stack[-1]
+                    if type(target) is Dct:
+                        for i in range(0, len(items) - 1, 2):
+                            target.set(items[i], items[i + 1])
+                elif op == 0x73:  # SETITEM
+                    if len(stack) < 3:
+                        raise PickleError("pickle-stack-underflow", "SETITEM needs three items")
+                    v = stack.pop()
+                    k = stack.pop()
+                    target = stack[-1]
+                    if type(target) is Dct:
+                        target.set(k, v)
+                elif op == 0x61:  # APPEND
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "APPEND needs two items")
+                    v = stack.pop()
+                    target = stack[-1]
+                    if type(target) is Seq:
+                        target.extend([v])
+                elif op == 0x65:  # APPENDS
+                    items = pop_mark()
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "APPENDS without a list")
+                    target = stack[-1]
+                    if type(target) is Seq:
+                        target.extend(items)
+                elif op == 0x4A:  # BININT
+                    if pos + 4 > blen:
+                        need(4)
+                    stack.append(_unpack_from("<i", buf, pos)[0])
+                    pos += 4
+                elif op == 0x4D:  # BININT2
+                    if pos + 2 > blen:
+                        need(2)
+                    stack.append(_unpack_from("<H", buf, pos)[0])
+                    pos += 2
+                elif op == 0x4E:  # NONE
+                    stack.append(None)
+                elif op == 0x88:  # NEWTRUE
+                    stack.append(True)
+                elif op == 0x89:  # NEWFALSE
+                    stack.append(False)
+                elif op == 0x47:  # BINFLOAT
+                    if pos + 8 > blen:
+                        need(8)
+                    stack.append(_unpack_from(">d", buf, pos)[0])
+                    pos += 8
+                elif op == 0x52:  # REDUCE
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "REDUCE needs two items")
+                    args = stack.pop()
+                    stack[-1] = self._called(stack[-1], args, here - start, "REDUCE")
+                elif op == 0x62:  # BUILD
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "BUILD needs two items")
+                    state = stack.pop()
+                    obj = stack[-1]
+                    tobj = type(obj)
+                    if tobj is Call:
+                        obj.state = state
+                        if ref_of(obj.func) == "joblib.numpy_pickle.NumpyArrayWrapper":
+                            # joblib writes the buffer after closing the frame, outside frames
+                            if frame_end >= 0:
+                                if base + pos < frame_end:
+                                    self._anomaly("pickle-frame-straddle", here - start,
+                                                  "an inline joblib buffer sits inside a FRAME")
+                                frame_end = -1
+                            r.pos = pos
+                            self._joblib_array(obj, here - start)
+                            buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
+                    elif tobj is Global:
+                        self._anomaly("pickle-build-on-global", here - start,
+                                      f"BUILD sets attributes on the imported object `{obj.name}`")
+                elif op == 0x93:  # STACK_GLOBAL
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "STACK_GLOBAL needs two items")
+                    name = stack.pop()
+                    module = stack.pop()
+                    if type(module) is str and type(name) is str:
+                        full = normalise_global(module, name)
+                        stack.append(self._use(full, here - start, "STACK_GLOBAL", f"{module} {name}"))
+                    elif isinstance(module, (str, Call, Opaque, Blob)) and isinstance(
+                        name, (str, Call, Opaque, Blob)
+                    ):
+                        self._anomaly("pickle-unresolved-global", here - start,
+                                      f"STACK_GLOBAL operands are computed: {_short(module)}, "
+                                      f"{_short(name)}")
+                        stack.append(Opaque("unresolved global"))
+                    else:
+                        raise PickleError("pickle-invalid", "STACK_GLOBAL requires two strings")
+                elif op == 0x63:  # GLOBAL
+                    module_b = readline()
+                    name_b = readline()
+                    module = text(module_b, "utf-8")
+                    name = text(name_b, "utf-8")
+                    full = normalise_global(module, name)
+                    stack.append(self._use(full, here - start, "GLOBAL", f"{module} {name}"))
+                elif op == 0x81:  # NEWOBJ
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "NEWOBJ needs two items")
+                    args = stack.pop()
+                    stack[-1] = self._called(stack[-1], args, here - start, "NEWOBJ")
+                elif op == 0x92:  # NEWOBJ_EX
+                    if len(stack) < 3:
+                        raise PickleError("pickle-stack-underflow", "NEWOBJ_EX needs three items")
+                    kwargs = stack.pop()
+                    args = stack.pop()
+                    call = self._called(stack[-1], args, here - start, "NEWOBJ_EX")
+                    call.kwargs = kwargs
+                    stack[-1] = call
+                elif op == 0x95:  # FRAME
+                    if pos + 8 > blen:
+                        need(8)
+                    flen = _unpack_from("<Q", buf, pos)[0]
+                    pos += 8
+                    if frame_end >= 0 and base + pos - 9 < frame_end:
+                        self._anomaly("pickle-frame-straddle", here - start,
+                                      "a FRAME starts before the previous frame ends")
+                    frame_end = base + pos + flen
+                elif op == 0x80:  # PROTO
+                    if pos + 1 > blen:
+                        need(1)
+                    proto = buf[pos]
+                    pos += 1
+                    if here != start:
+                        self._anomaly("pickle-misplaced-proto", here - start,
+                                      "PROTO appears after the start of the stream")
+                    if proto > 5:
+                        raise PickleError("pickle-invalid", f"unsupported pickle protocol {proto}")
+                    res.proto = proto
+                elif op == 0x58 or op == 0x8D:  # BINUNICODE / BINUNICODE8
+                    w = 4 if op == 0x58 else 8
+                    if pos + w > blen:
+                        need(w)
+                    n = _unpack_from("<I" if w == 4 else "<Q", buf, pos)[0]
+                    pos += w
+                    stack.append(text(big("str", n, True), "utf-8"))
+                elif op == 0x42 or op == 0x43 or op == 0x8E or op == 0x96:  # bytes, bytearray
+                    w = {0x42: 4, 0x43: 1, 0x8E: 8, 0x96: 8}[op]
+                    if pos + w > blen:
+                        need(w)
+                    n = buf[pos] if w == 1 else _unpack_from("<I" if w == 4 else "<Q", buf, pos)[0]
+                    pos += w
+                    stack.append(big("bytes" if op != 0x96 else "bytearray", n, True))
+                elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING / BINSTRING
+                    w = 1 if op == 0x55 else 4
+                    if pos + w > blen:
+                        need(w)
+                    n = buf[pos] if w == 1 else _unpack_from("<i", buf, pos)[0]
+                    pos += w
+                    stack.append(text(big("str", n, True), "latin-1"))
+                elif op == 0x30:  # POP (pops a MARK when one sits on top, as _pickle.c does)
+                    if marks and marks[-1] == len(stack):
+                        marks.pop()
+                    elif len(stack) > (marks[-1] if marks else 0):
+                        stack.pop()
+                    else:
+                        raise PickleError("pickle-stack-underflow", "POP on an empty stack")
+                elif op == 0x31:  # POP_MARK
+                    pop_mark()
+                elif op == 0x32:  # DUP
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "DUP on an empty stack")
+                    stack.append(stack[-1])
+                elif op == 0x8A or op == 0x8B:  # LONG1 / LONG4
+                    w = 1 if op == 0x8A else 4
+                    if pos + w > blen:
+                        need(w)
+                    n = buf[pos] if w == 1 else _unpack_from("<i", buf, pos)[0]
+                    pos += w
+                    if n < 0:
+                        raise PickleError("pickle-invalid", "negative LONG4 byte count")
+                    if n > 1024:
+                        stack.append(big("long", n, False))
+                    else:
+                        if pos + n > blen:
+                            need(n)
+                        stack.append(int.from_bytes(buf[pos : pos + n], "little", signed=True))
+                        pos += n
+                elif op == 0x6C:  # LIST
+                    stack.append(Seq("list", pop_mark()))
+                elif op == 0x64:  # DICT
+                    items = pop_mark()
+                    d = Dct()
+                    for i in range(0, len(items) - 1, 2):
+                        d.set(items[i], items[i + 1])
+                    stack.append(d)
+                elif op == 0x8F:  # EMPTY_SET
+                    stack.append(Seq("set"))
+                elif op == 0x90:  # ADDITEMS
+                    items = pop_mark()
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "ADDITEMS without a set")
+                    target = stack[-1]
+                    if type(target) is Seq:
+                        target.extend(items)
+                elif op == 0x91:  # FROZENSET
+                    stack.append(Seq("frozenset", pop_mark()))
+                elif op == 0x6F:  # OBJ
+                    items = pop_mark()
+                    if not items:
+                        raise PickleError("pickle-stack-underflow", "OBJ without a class")
+                    stack.append(self._called(items[0], tuple(items[1:]), here - start, "OBJ"))
+                elif op == 0x69:  # INST
+                    module = text(readline(), "utf-8")
+                    name = text(readline(), "utf-8")
+                    full = normalise_global(module, name)
+                    cls = self._use(full, here - start, "INST", f"{module} {name}")
+                    stack.append(self._called(cls, tuple(pop_mark()), here - start, "INST"))
+                elif op == 0x70 or op == 0x67:  # PUT / GET (text index)
+                    line = readline()
+                    try:
+                        idx = int(line)
+                    except ValueError:
+                        raise PickleError("pickle-invalid", "PUT/GET index is not a number") from None
+                    if op == 0x70:
+                        if not stack:
+                            raise PickleError("pickle-invalid", "PUT on an empty stack")
+                        memo[idx] = stack[-1]
+                    else:
+                        try:
+                            stack.append(memo[idx])
+                        except KeyError:
+                            raise PickleError("pickle-memo-missing",
+                                              f"memo key {idx} read before it was set") from None
+                elif op == 0x49:  # INT
+                    line = readline()
+                    if line == b"00":
+                        stack.append(False)
+                    elif line == b"01":
+                        stack.append(True)
+                    else:
+                        try:
+                            stack.append(int(line, 0) if len(line) < 4300 else Opaque("int"))
+                        except ValueError:
+                            try:
+                                stack.append(int(line))
+                            except ValueError:
+                                raise PickleError("pickle-invalid", "INT argument is not a number") from None
+                elif op == 0x4C:  # LONG
+                    line = readline()
+                    if line.endswith(b"L"):
+                        line = line[:-1]
+                    try:
+                        stack.append(int(line, 0) if len(line) < 4300 else Opaque("int"))
+                    except ValueError:
+                        raise PickleError("pickle-invalid", "LONG argument is not a number") from None
+                elif op == 0x46:  # FLOAT
+                    line = readline()
+                    try:
+                        stack.append(float(line))
+                    except ValueError:
+                        raise PickleError("pickle-invalid", "FLOAT argument is not a number") from None
+                elif op == 0x53:  # STRING
+                    line = readline().rstrip()
+                    if len(line) < 2 or line[0] != line[-1] or line[0] not in b"\"'":
+                        raise PickleError("pickle-invalid", "STRING argument is not quoted")
+                    try:
+                        stack.append(codecs.escape_decode(line[1:-1])[0].decode("latin-1"))
+                    except ValueError as exc:
+                        raise PickleError("pickle-invalid", f"bad STRING escape: {exc}") from None
+                elif op == 0x56:  # UNICODE
+                    line = readline()
+                    try:
+                        stack.append(line.decode("raw-unicode-escape"))
+                    except UnicodeDecodeError as exc:
+                        raise PickleError("pickle-invalid", f"bad UNICODE escape: {exc}") from None
+                elif op == 0x50:  # PERSID
+                    pid = text(readline(), "latin-1")
+                    res.persistent_ids += 1
+                    stack.append(Call(Opaque("persistent_load"), (pid,)))
+                elif op == 0x51:  # BINPERSID
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "BINPERSID on an empty stack")
+                    res.persistent_ids += 1
+                    stack[-1] = Call(Opaque("persistent_load"), (stack[-1],))
+                elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1/2/4
+                    w = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                    if pos + w > blen:
+                        need(w)
+                    code = buf[pos] if w == 1 else _unpack_from("<H" if w == 2 else "<i", buf, pos)[0]
+                    pos += w
+                    res.ext_codes[code] = res.ext_codes.get(code, 0) + 1
+                    stack.append(Opaque(f"extension code {code}"))
+                elif op == 0x97:  # NEXT_BUFFER
+                    self._anomaly("pickle-out-of-band-buffer", here - start,
+                                  "NEXT_BUFFER needs out-of-band buffers a plain load lacks")
+                    stack.append(Opaque("out-of-band buffer"))
+                elif op == 0x98:  # READONLY_BUFFER
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "READONLY_BUFFER on empty stack")
+                else:
+                    pos -= 1
+                    r.pos = pos
+                    raise PickleError("pickle-invalid", f"invalid opcode 0x{op:02x}")
+                if len(stack) > max_stack:
+                    raise PickleError("budget-stack", f"stack deeper than {max_stack}")
+                if len(memo) > max_memo:
+                    raise PickleError("budget-memo", f"memo larger than {max_memo}")
+        except PickleError:
+            res.opcodes = ops
+            raise
+        r.pos = pos
+        res.opcodes = ops
+        self.budget[0] = remaining - ops
+        if frame_end >= 0 and base + pos < frame_end:
+            self._anomaly("pickle-frame-straddle", here - start,
+                          "STOP inside a FRAME that announces more bytes")
+
+    def _joblib_array(self, wrapper: Call, offset: int) -> None:
+        """Skip the raw buffer ``joblib.load`` reads right after a NumpyArrayWrapper BUILD."""
+        r = self.r
+        state = wrapper.state
+        self.res.joblib_arrays += 1
+        if type(state) is not Dct:
+            raise PickleError("joblib-array-unknown", "NumpyArrayWrapper state is not a dict")
+        items = state.items
+        shape = items.get("shape")
+        size = dtype_itemsize(items.get("dtype"))
+        if size is None or type(shape) is not tuple or not all(
+            isinstance(d, int) and d >= 0 for d in shape
+        ):
+            raise PickleError("joblib-array-unknown",
+                              "cannot tell the size of an inline joblib array")
+        itemsize, has_objects = size
+        if has_objects:
+            inner = PickleWalker(r, self.limits, self.deadline, self.budget)
+            sub = inner.run()
+            for name, use in sub.globals.items():
+                mine = self.res.globals.setdefault(name, use)
+                if mine is not use:
+                    mine.count += use.count
+                    mine.called += use.called
+            for name, use in sub.derived_calls.items():
+                self.res.derived_calls.setdefault(name, use)
+            self.res.anomalies.extend(sub.anomalies)
+            for code, n in sub.ext_codes.items():
+                self.res.ext_codes[code] = self.res.ext_codes.get(code, 0) + n
+            if sub.error:
+                raise PickleError(sub.error_kind or "pickle-invalid",
+                                  f"in an object array's nested pickle: {sub.error}")
+            return
+        count = 1
+        for d in shape:
+            count *= d
+        if "numpy_array_alignment_bytes" in items and items["numpy_array_alignment_bytes"]:
+            if not r.fill(1):
+                raise PickleError("pickle-truncated", "stream ends before an array's padding")
+            pad = r.buf[r.pos]
+            r.pos += 1
+            if not r.skip(pad):
+                raise PickleError("pickle-truncated", "stream ends inside an array's padding")
+        if not r.skip(count * itemsize):
+            raise PickleError("pickle-truncated",
+                              f"inline joblib array of {count * itemsize} bytes runs past the end")
+
+
+def walk_stream(reader: Reader, limits: Limits, deadline: Deadline,
+                budget: list[int]) -> StreamResult:
+    return PickleWalker(reader, limits, deadline, budget).run()

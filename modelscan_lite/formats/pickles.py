@@ -1,0 +1,168 @@
+"""Pickle streams wherever they live: raw pickle files, joblib files, legacy PyTorch files,
+members of PyTorch/TorchScript zips, object arrays in ``.npy``.
+
+Turns :mod:`.pickle_vm` results into facts: ``pickle.global`` (every import, with whether it
+is called), ``pickle.call`` (a callee reached through a resolver such as ``getattr``),
+``pickle.extension`` (``EXT1/2/4`` codes), and ``anomaly`` facts for broken or ambiguous
+streams. Several pickles back to back are all walked; a legacy PyTorch file (magic number
+first) is walked as its five stacked pickles and the raw storage bytes after them are left
+alone. Evidence is fickling's decompilation of the stream, built only when a finding needs it.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from ..limits import Deadline, Limits
+from ..model import Location
+from .base import Context
+from .pickle_vm import LEGACY_TORCH_MAGIC, Reader, StreamResult, walk_stream
+from .streams import BytesSource, Source
+
+# First bytes a protocol 0/1 pickle can start with (what the unpickler accepts first).
+_TEXT_STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipgh")
+MAX_EVIDENCE_STREAM = 1 << 20
+# error kinds that are about the budget or the container, not about the pickle itself
+NOT_PICKLE_ERRORS = frozenset({"joblib-array-unknown", "decompressed-size",
+                               "compression-ratio", "stream-corrupt"})
+MAX_EVIDENCE_LINES = 14
+
+
+def sniff_pickle(head: bytes, *, strict: bool = False) -> bool:
+    """True when ``head`` plausibly starts a pickle: a PROTO 2-5 opcode, or a protocol 0/1
+    stream that walks cleanly to STOP or through at least 16 opcodes of the head."""
+    if len(head) < 2:
+        return False
+    first = head[0]
+    if first == 0x80:
+        if not 2 <= head[1] <= 5:
+            return False
+        if not strict:
+            return True
+    elif first not in _TEXT_STARTS:
+        return False
+    reader = Reader(BytesSource(head))
+    res = walk_stream(reader, Limits(max_opcodes=1 << 16), Deadline(1.0), [1 << 16])
+    if res.stopped:
+        return True
+    return res.error_kind == "pickle-truncated" and res.opcodes >= 16
+
+
+def scan_pickle(src: Source, where: Location, ctx: Context, *, kind: str = "pickle") -> None:
+    """Walk every pickle stream in ``src`` and emit facts.
+
+    ``kind``: ``pickle`` for a whole file (legacy PyTorch layout recognised, several streams
+    walked), ``member`` for an archive member or embedded payload (one stream expected).
+    """
+    reader = Reader(src)
+    budget = [ctx.limits.max_opcodes]
+    streams = 0
+    legacy = False
+    while True:
+        res = walk_stream(reader, ctx.limits, ctx.deadline, budget)
+        streams += 1
+        emit_stream(res, src, where, ctx, streams)
+        if res.error:
+            return
+        if streams == 1 and kind == "pickle" and res.top == LEGACY_TORCH_MAGIC:
+            legacy = True
+            ctx.formats.append("pytorch-legacy")
+        if legacy and streams == 5:
+            return  # the rest is raw storage bytes, read by torch without unpickling
+        start = reader.tell()
+        if not reader.fill(1):
+            return
+        head = reader.buf[reader.pos : reader.pos + 4096]
+        if legacy:
+            continue
+        if not sniff_pickle(head):
+            what = _describe(head)
+            ctx.anomaly("pickle-trailing-data", where.at(start),
+                        f"{_remaining(src, start)} bytes after the pickle's STOP ({what})")
+            return
+        if streams == 1:
+            ctx.anomaly("pickle-multiple-streams", where.at(start),
+                        "a second pickle follows the first; loaders that read again run it")
+        if streams >= ctx.limits.max_pickles_per_stream:
+            ctx.anomaly("budget-streams", where.at(start),
+                        f"more than {ctx.limits.max_pickles_per_stream} stacked pickles")
+            return
+
+
+def _remaining(src: Source, start: int) -> str:
+    size = getattr(src, "size", None)
+    return str(size - start) if isinstance(size, int) else "some"
+
+
+def _describe(head: bytes) -> str:
+    from .sniff import sniff  # local: sniff imports this module
+
+    fmt = sniff(head)
+    return f"looks like {fmt}" if fmt not in ("unknown", "text") else fmt + " data"
+
+
+def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n: int) -> None:
+    stream = f"{n}@{res.start}"
+    evidence = None
+    names = list(res.globals) + list(res.derived_calls)
+    if names and ctx.wants_evidence(names):
+        evidence = decompile(src, res)
+    for use in res.globals.values():
+        ctx.emit("pickle.global", use.name, where.at(res.start + use.offset, use.name),
+                 evidence, opcode=use.opcode, spelled=use.spelled, count=use.count,
+                 called=use.called, call=use.first_call, stream=stream)
+    for use in res.derived_calls.values():
+        ctx.emit("pickle.call", use.name, where.at(res.start + use.offset, use.name),
+                 evidence, opcode=use.opcode, called=use.called, call=use.first_call,
+                 stream=stream)
+    for code, count in res.ext_codes.items():
+        ctx.emit("pickle.extension", str(code), where.at(res.start), evidence, count=count,
+                 stream=stream)
+    for kind, offset, message in res.anomalies:
+        ctx.anomaly(kind, where.at(res.start + offset), message, evidence)
+    if res.error:
+        kind = res.error_kind or "pickle-invalid"
+        if kind.startswith("budget-") or kind in NOT_PICKLE_ERRORS:
+            ctx.anomaly(kind, where.at(res.error_offset), res.error, evidence)
+        else:
+            ctx.anomaly(kind, where.at(res.error_offset),
+                        f"{res.error}; the unpickler runs everything before this point",
+                        evidence)
+    for offset, length, loader, literal in res.embedded:
+        data = literal
+        if data is None and length <= ctx.limits.max_member_read:
+            data = src.reread(res.start + offset, res.start + offset + length)
+        if data is None:
+            ctx.anomaly("embedded-not-analysed", where.at(res.start + offset),
+                         f"{length} bytes passed to `{loader}` could not be re-read")
+            continue
+        from .dispatch import dispatch_bytes
+
+        dispatch_bytes(data, where.child(f"<bytes for {loader} @{res.start + offset}>"), ctx)
+
+
+def decompile(src: Source, res: StreamResult) -> str | None:
+    """fickling's view of what loading the stream runs, cut to the interesting lines."""
+    if res.end - res.start > MAX_EVIDENCE_STREAM:
+        return _summary(res)
+    data = src.reread(res.start, res.end)
+    if not data:
+        return _summary(res)
+    try:
+        from fickling.fickle import Pickled
+
+        pickled = Pickled.load(data)
+        code = ast.unparse(pickled.ast)
+    except Exception:  # noqa: BLE001 - fickling on hostile bytes: fall back to our own view
+        return _summary(res)
+    lines = code.splitlines()
+    if len(lines) > MAX_EVIDENCE_LINES:
+        keep = [ln for ln in lines if "import" in ln or "(" in ln][: MAX_EVIDENCE_LINES - 1]
+        lines = [*keep, f"# ... {len(code.splitlines()) - len(keep)} more lines"]
+    return "\n".join(ln if len(ln) <= 200 else ln[:197] + "..." for ln in lines)
+
+
+def _summary(res: StreamResult) -> str | None:
+    calls = [u.first_call for u in (*res.globals.values(), *res.derived_calls.values())
+             if u.first_call]
+    return "\n".join(c for c in calls[:MAX_EVIDENCE_LINES] if c) or None

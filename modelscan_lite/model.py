@@ -1,0 +1,133 @@
+"""The data model: severities, locations, facts, findings and reports (frozen dataclasses).
+
+Parsers emit :class:`Fact` objects (what is true about the bytes); the rule engine turns them
+into :class:`Finding` objects (what matters, and how much); the scanner gathers them per
+artifact into :class:`ArtifactResult` and a :class:`Report`.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Severity(enum.IntEnum):
+    """How bad a finding is; ordered so that comparisons work (``LOW < CRITICAL``)."""
+
+    LOW = 1
+    MEDIUM = 2
+    HIGH = 3
+    CRITICAL = 4
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        try:
+            return cls[text.strip().upper()]
+        except KeyError:
+            raise ValueError(
+                f"unknown severity {text!r} (expected low, medium, high or critical)"
+            ) from None
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a fact was seen.
+
+    ``path`` is the file on disk; ``member`` the chain of archive members and decoded layers
+    leading to the bytes (``"archive/data.pkl"`` or ``"outer.zip!inner.tar!x.pkl"``);
+    ``offset`` a byte offset inside the innermost stream; ``key`` a JSON key, tensor or global
+    name when that is the clearer pointer.
+    """
+
+    path: str
+    member: str | None = None
+    offset: int | None = None
+    key: str | None = None
+
+    def child(self, member: str) -> Location:
+        """The location of a member nested one level below this one."""
+        joined = member if self.member is None else f"{self.member}!{member}"
+        return Location(self.path, joined)
+
+    def at(self, offset: int | None = None, key: str | None = None) -> Location:
+        return Location(self.path, self.member, offset, key)
+
+    def display(self) -> str:
+        text = self.path
+        if self.member:
+            text += f" -> {self.member}"
+        if self.offset is not None:
+            text += f" @{self.offset}"
+        if self.key:
+            text += f" [{self.key}]"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One normalised observation about the bytes.
+
+    ``kind`` names what was observed (``pickle.global``, ``pickle.call``, ``anomaly``,
+    ``format``...); ``value`` is the string rules match on; ``detail`` carries extra values a
+    message may quote; ``evidence`` is text shown under the finding (decompiled pickle...).
+    """
+
+    kind: str
+    value: str
+    location: Location
+    detail: tuple[tuple[str, str], ...] = ()
+    evidence: str | None = None
+
+    def detail_dict(self) -> dict[str, str]:
+        return dict(self.detail)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    rule: str
+    name: str
+    severity: Severity
+    message: str
+    location: Location
+    fingerprint: str
+    evidence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactResult:
+    """What the scan learnt about one file on disk (its members included)."""
+
+    path: str
+    format: str
+    size: int
+    findings: tuple[Finding, ...] = ()
+    skipped: str | None = None
+    error: str | None = None
+    sha256: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    tool_version: str
+    rules_version: str
+    active_rules: tuple[str, ...]
+    fail_on: Severity | None
+    artifacts: tuple[ArtifactResult, ...]
+    errors: tuple[str, ...] = ()
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for a in self.artifacts for f in a.findings)
+
+    def failing(self) -> tuple[Finding, ...]:
+        if self.fail_on is None:
+            return ()
+        return tuple(f for f in self.findings if f.severity >= self.fail_on)

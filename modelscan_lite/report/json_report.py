@@ -1,0 +1,58 @@
+"""The JSON report (``schema_version`` 1): stable keys, findings with locations and fingerprints."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..model import ArtifactResult, Finding, Location, Report
+
+SCHEMA_VERSION = 1
+
+
+def location_dict(loc: Location) -> dict[str, Any]:
+    return {"path": loc.path, "member": loc.member, "offset": loc.offset, "key": loc.key}
+
+
+def finding_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "rule": f.rule, "name": f.name, "severity": f.severity.label, "message": f.message,
+        "location": location_dict(f.location), "fingerprint": f.fingerprint,
+        "evidence": f.evidence,
+    }
+
+
+def artifact_dict(a: ArtifactResult) -> dict[str, Any]:
+    return {
+        "path": a.path, "format": a.format, "size": a.size, "sha256": a.sha256,
+        "skipped": a.skipped, "error": a.error,
+        "findings": [finding_dict(f) for f in a.findings],
+    }
+
+
+def summary(report: Report) -> dict[str, Any]:
+    counts = {s: 0 for s in ("critical", "high", "medium", "low")}
+    for f in report.findings:
+        counts[f.severity.label] += 1
+    return {
+        "files": len(report.artifacts),
+        "skipped": sum(1 for a in report.artifacts if a.skipped),
+        "with_findings": sum(1 for a in report.artifacts if a.findings),
+        "findings": counts,
+        "failing": len(report.failing()),
+        "errors": len(report.errors),
+        "fail_on": report.fail_on.label if report.fail_on else "never",
+    }
+
+
+def render_json(report: Report) -> str:
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "modelscan-lite", "version": report.tool_version,
+                 "rules_version": report.rules_version},
+        "rules_active": list(report.active_rules),
+        "artifacts": [artifact_dict(a) for a in report.artifacts],
+        "errors": list(report.errors),
+        "summary": summary(report),
+    }
+    return json.dumps(doc, indent=2, sort_keys=False) + "\n"

@@ -1,0 +1,82 @@
+"""Human-readable report: one block per file with findings, a summary line, plain or coloured.
+
+Colour (via ``rich``) only when writing to a terminal; the plain form is stable for snapshots.
+"""
+
+from __future__ import annotations
+
+import io
+
+from ..model import Report, Severity
+
+ICON = {Severity.CRITICAL: "CRITICAL", Severity.HIGH: "HIGH", Severity.MEDIUM: "MEDIUM",
+        Severity.LOW: "LOW"}
+STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
+         Severity.LOW: "cyan"}
+
+
+def _lines(report: Report) -> list[tuple[str, str]]:
+    """(text, style) pairs; style '' for plain."""
+    out: list[tuple[str, str]] = []
+    for art in report.artifacts:
+        if not art.findings and not art.error:
+            continue
+        out.append((f"{art.path}  ({art.format}, {art.size} bytes)", "bold"))
+        if art.error:
+            out.append((f"  error: {art.error}", "red"))
+        for f in art.findings:
+            where = f.location.member or ""
+            if f.location.key and f.location.key not in f.message:
+                where = f"{where} [{f.location.key}]" if where else f"[{f.location.key}]"
+            if f.location.offset is not None:
+                where = f"{where} @{f.location.offset}" if where else f"@{f.location.offset}"
+            out.append((f"  {f.rule} {ICON[f.severity]:<8} {f.name}", STYLE[f.severity]))
+            out.append((f"      {f.message}", ""))
+            if where:
+                out.append((f"      at {where}", "dim"))
+            if f.evidence:
+                ev = f.evidence.splitlines()
+                for ln in ev[:8]:
+                    out.append((f"      | {ln}", "dim"))
+                if len(ev) > 8:
+                    out.append((f"      | ... {len(ev) - 8} more lines", "dim"))
+        out.append(("", ""))
+    skipped = [a for a in report.artifacts if a.skipped]
+    for a in skipped[:20]:
+        out.append((f"skipped: {a.path} ({a.skipped})", "dim"))
+    if len(skipped) > 20:
+        out.append((f"skipped: {len(skipped) - 20} more files (see --format json)", "dim"))
+    for e in report.errors:
+        out.append((f"error: {e}", "red"))
+    out.append((summary_line(report), "bold"))
+    return out
+
+
+def summary_line(report: Report) -> str:
+    counts = {s: 0 for s in Severity}
+    for f in report.findings:
+        counts[f.severity] += 1
+    scanned = len(report.artifacts)
+    skipped = sum(1 for a in report.artifacts if a.skipped)
+    parts = [f"{counts[s]} {s.label}" for s in sorted(Severity, reverse=True) if counts[s]]
+    found = ", ".join(parts) if parts else "no findings"
+    fail = report.fail_on.label if report.fail_on else "never"
+    failing = len(report.failing())
+    verdict = (f"FAIL ({failing} at or above {fail})" if failing
+               else ("ERROR" if report.errors else "PASS"))
+    return (f"{verdict}: {scanned} file(s), {skipped} skipped as not model files, {found}; "
+            f"fail-on {fail}; {report.seconds:.2f}s")
+
+
+def render_text(report: Report, *, color: bool = False) -> str:
+    lines = _lines(report)
+    if not color:
+        return "\n".join(t for t, _ in lines) + "\n"
+    from rich.console import Console
+    from rich.text import Text
+
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, highlight=False, soft_wrap=True)
+    for text, style in lines:
+        console.print(Text(text, style=style or ""))
+    return buf.getvalue()

@@ -1,0 +1,78 @@
+"""Rule documentation as Markdown: one rule (``modelscan-lite rule ID``) and the index
+``rules/README.md``, which is generated from the rule files (a test fails when it is stale).
+"""
+
+from __future__ import annotations
+
+from .engine import FAMILY_DIRS, Rule, RuleSet
+
+FAMILY_TITLES = {"P": "Pickle streams", "A": "Archives and containers", "S": "safetensors",
+                 "G": "GGUF", "O": "ONNX", "H": "Hugging Face repos", "J": "Chat templates",
+                 "D": "Dynamic (sandbox)", "X": "Scanner level"}
+
+
+def render_rule(rule: Rule, heading: str = "#") -> str:
+    d = rule.doc
+    refs = "\n".join(f"- {r}" for r in rule.references) or "- (none)"
+    example = "\n".join("    " + ln for ln in d["example"].rstrip().splitlines())
+    return (
+        f"{heading} {rule.id} {rule.name}\n\n"
+        f"Severity: **{rule.severity.label}** | formats: {', '.join(rule.formats)} | "
+        f"since {rule.since}" + (f" | {', '.join(rule.cwe)}" if rule.cwe else "") + "\n\n"
+        f"**What it finds.** {d['what']}\n\n"
+        f"**Why it matters.** {d['why']}\n\n"
+        f"**Example.**\n\n{example}\n\n"
+        f"**How to fix.** {d['fix']}\n\n"
+        f"**Known problems.** {d['known-problems']}\n\n"
+        f"**References.**\n\n{refs}\n\n"
+        f"Rule file: `rules/{rule.source}`\n"
+    )
+
+
+def render_rule_list(ruleset: RuleSet) -> str:
+    lines = [f"{r.id}  {r.severity.label:<8}  {r.name}" for r in ruleset.rules]
+    return "\n".join(lines) + "\n"
+
+
+def render_readme(ruleset: RuleSet) -> str:
+    out = [
+        "# modelscan-lite rules",
+        "",
+        "<!-- Generated from the rule files by `python -m modelscan_lite.rule_docs`. "
+        "Do not edit by hand: a test fails when this file is stale. -->",
+        "",
+        f"Rule set version `{ruleset.version}`, {len(ruleset.rules)} rules. IDs are "
+        "`<FAMILY><CLASS><NN>` and permanent. Class 1: code execution on load; 2: structural "
+        "integrity or ambiguity; 3: resource exhaustion; 4: references escaping the artifact; "
+        "5: consistency between files; 9: analysis limits.",
+        "",
+        "| ID | name | severity | family |",
+        "|---|---|---|---|",
+    ]
+    for r in ruleset.rules:
+        out.append(f"| [{r.id}](#{r.id.lower()}-{r.name}) | {r.name} | {r.severity.label} | "
+                   f"{FAMILY_TITLES[r.family]} |")
+    out.append("")
+    for fam in FAMILY_DIRS:
+        rules = [r for r in ruleset.rules if r.family == fam]
+        if not rules:
+            continue
+        out.append(f"## {FAMILY_TITLES[fam]}")
+        out.append("")
+        for r in rules:
+            out.append(render_rule(r, heading="###"))
+    return "\n".join(out).rstrip() + "\n"
+
+
+def main() -> None:
+    from pathlib import Path
+
+    from .engine import load_rules, rules_dir
+
+    target = Path(rules_dir()) / "README.md"
+    target.write_text(render_readme(load_rules()), encoding="utf-8")
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Walks paths, scans each file by content under its budgets, applies the rules, builds the Report.
+
+One file on disk is one :class:`~modelscan_lite.model.ArtifactResult`, its archive members
+included. Files are scanned in a process pool when there are several (``--jobs``); a failure
+inside a parser becomes a finding (X904) for that file and never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+
+from . import __version__
+from .config import Config
+from .engine import Policy, load_rules
+from .formats.base import Context
+from .formats.dispatch import dispatch_file
+from .formats.streams import DecompressBudget
+from .limits import Deadline
+from .model import ArtifactResult, Location, Report
+
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache"})
+POOL_MIN_FILES = 4
+
+_policy: Policy | None = None
+_config: Config | None = None
+
+
+def build_policy(config: Config) -> Policy:
+    ruleset = load_rules()
+    return Policy.build(ruleset, config.select, config.ignore, config.severity,
+                        config.allow_globals,
+                        [(p, ids) for p, ids in config.per_path_ignores])
+
+
+def iter_files(paths: Sequence[str], errors: list[str]) -> Iterator[str]:
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
+                for name in sorted(files):
+                    full = os.path.join(root, name)
+                    if os.path.isfile(full):
+                        yield full
+        elif os.path.isfile(p):
+            yield p
+        elif os.path.exists(p):
+            errors.append(f"{p}: not a regular file or directory")
+        else:
+            errors.append(f"{p}: no such file or directory")
+
+
+def _primary_format(formats: list[str]) -> str:
+    if not formats:
+        return "unknown"
+    specific = [f for f in formats if f not in ("zip", "gzip", "bz2", "xz", "lzma", "zlib", "lz4")]
+    if formats[0] in ("zip",) and len(formats) > 1:
+        return formats[1]
+    if formats[0] in ("gzip", "bz2", "xz", "lzma", "zlib", "lz4") and specific:
+        return f"{formats[0]}+{specific[0]}"
+    return formats[0]
+
+
+def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
+    """Scan one file on disk; never raises for anything the file contains."""
+    started = time.perf_counter()
+    limits = config.limits
+    ctx = Context(limits, Deadline(limits.max_seconds),
+                  DecompressBudget(limits.max_decompressed, limits.max_ratio),
+                  wants_evidence=policy.would_flag)
+    where = Location(path)
+    size = 0
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            dispatch_file(f, 0, size, where, ctx, path)
+    except OSError as exc:
+        return ArtifactResult(path, "unknown", size, error=f"cannot read: {exc.strerror or exc}",
+                              seconds=time.perf_counter() - started)
+    except RecursionError:
+        ctx.anomaly("internal-error", where, "nesting too deep for the scanner")
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not hide other findings
+        ctx.anomaly("internal-error", where, f"{type(exc).__name__}: {exc}")
+    if any(f.kind == "pickle.global" and f.value == "joblib.numpy_pickle.NumpyArrayWrapper"
+           for f in ctx.facts):
+        ctx.formats.append("joblib")
+    fmt = _primary_format(ctx.formats)
+    findings = tuple(policy.findings(ctx.facts))
+    skipped = None
+    if fmt in ("text", "unknown") and not findings:
+        skipped = ("text file, not a model format" if fmt == "text"
+                   else "unrecognised binary content, not a model format")
+    return ArtifactResult(path, fmt, size, findings, skipped=skipped,
+                          seconds=time.perf_counter() - started)
+
+
+def _init_worker(config: Config) -> None:
+    global _policy, _config
+    _config = config
+    _policy = build_policy(config)
+
+
+def _scan_in_worker(path: str) -> ArtifactResult:
+    assert _policy is not None and _config is not None
+    return scan_file(path, _policy, _config)
+
+
+def scan_paths(paths: Sequence[str], config: Config,
+               progress: Callable[[int, int], None] | None = None) -> Report:
+    started = time.perf_counter()
+    errors: list[str] = []
+    files = list(dict.fromkeys(iter_files(paths, errors)))
+    ruleset = load_rules()
+    policy = build_policy(config)
+    jobs = config.jobs or os.cpu_count() or 1
+    results: list[ArtifactResult] = []
+    if jobs > 1 and len(files) >= POOL_MIN_FILES:
+        ctx_kw = {}
+        if sys.platform.startswith("linux"):
+            import multiprocessing
+
+            ctx_kw["mp_context"] = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_init_worker,
+                                 initargs=(config,), **ctx_kw) as pool:
+            for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4), 1):
+                results.append(res)
+                if progress:
+                    progress(i, len(files))
+    else:
+        for i, path in enumerate(files, 1):
+            results.append(scan_file(path, policy, config))
+            if progress:
+                progress(i, len(files))
+    errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
+    return Report(
+        tool_version=__version__, rules_version=ruleset.version,
+        active_rules=tuple(r.id for r in policy.rules), fail_on=config.fail_on,
+        artifacts=tuple(results), errors=tuple(errors),
+        seconds=time.perf_counter() - started,
+    )
