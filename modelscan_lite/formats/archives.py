@@ -103,6 +103,7 @@ def scan_zip(f: BinaryIO, start: int, length: int, where: Location, ctx: Context
         _check_name(mname, mloc, ctx)
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             ctx.emit("archive.link", mname, mloc, link="symlink", target="stored as member data")
+            continue
         if mname.endswith("/"):
             continue
         if kind in ("pytorch-zip", "torchscript") and _STORAGE_RE.search(mname[len(root):]):
@@ -112,6 +113,10 @@ def scan_zip(f: BinaryIO, start: int, length: int, where: Location, ctx: Context
 
 def _scan_zip_member(f: BinaryIO, start: int, length: int, info: zipfile.ZipInfo,
                      mloc: Location, ctx: Context, kind: str, root: str) -> None:
+    if not 0 <= info.header_offset <= length - _LOCAL.size:
+        ctx.anomaly("archive-unreadable", mloc,
+                    f"the directory points to offset {info.header_offset}, outside the file")
+        return
     f.seek(start + info.header_offset)
     raw = f.read(_LOCAL.size)
     if len(raw) < _LOCAL.size:

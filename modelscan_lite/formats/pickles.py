@@ -19,8 +19,8 @@ from .base import Context
 from .pickle_vm import LEGACY_TORCH_MAGIC, Reader, StreamResult, walk_stream
 from .streams import BytesSource, Source
 
-# First bytes a protocol 0/1 pickle can start with (what the unpickler accepts first).
-_TEXT_STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipgh")
+# Opcodes that can start a pickle without PROTO: anything pushing a value or a mark.
+_STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipghBC\x8c\x8d\x8e\x8f\x88\x89\x8a\x8b\x95\x96")
 MAX_EVIDENCE_STREAM = 1 << 20
 # error kinds that are about the budget or the container, not about the pickle itself
 NOT_PICKLE_ERRORS = frozenset({"joblib-array-unknown", "decompressed-size",
@@ -39,12 +39,12 @@ def sniff_pickle(head: bytes, *, strict: bool = False) -> bool:
             return False
         if not strict:
             return True
-    elif first not in _TEXT_STARTS:
+    elif first not in _STARTS:
         return False
     reader = Reader(BytesSource(head))
     res = walk_stream(reader, Limits(max_opcodes=1 << 16), Deadline(1.0), [1 << 16])
     if res.stopped:
-        return True
+        return res.opcodes >= 3 or first == 0x80
     return res.error_kind == "pickle-truncated" and res.opcodes >= 16
 
 

@@ -29,7 +29,8 @@ def _lines(report: Report) -> list[tuple[str, str]]:
             if f.location.key and f.location.key not in f.message:
                 where = f"{where} [{f.location.key}]" if where else f"[{f.location.key}]"
             if f.location.offset is not None:
-                where = f"{where} @{f.location.offset}" if where else f"@{f.location.offset}"
+                where = (f"{where}, offset {f.location.offset}" if where
+                         else f"offset {f.location.offset}")
             out.append((f"  {f.rule} {ICON[f.severity]:<8} {f.name}", STYLE[f.severity]))
             out.append((f"      {f.message}", ""))
             if where:

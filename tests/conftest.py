@@ -1,0 +1,65 @@
+"""Shared fixtures: the no-load tripwire, the repo paths, and a CLI runner.
+
+The tripwire makes every API that deserializes an artifact (``pickle.load(s)``,
+``pickle.Unpickler``, ``torch.load``, ``joblib.load``, ``numpy.load``) raise in every test
+outside ``tests/sandbox``: a scanner path that reaches one of them fails loudly.
+"""
+
+from __future__ import annotations
+
+import _pickle
+import concurrent.futures.process  # noqa: F401 - bind multiprocessing's own loads first
+import multiprocessing.reduction  # noqa: F401
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+SNAPSHOTS = Path(__file__).resolve().parent / "snapshots"
+
+
+class TripwireError(AssertionError):
+    """A deserializing API was reached from the static scanner's code path."""
+
+
+def _trip(name: str):  # type: ignore[no-untyped-def]
+    def tripped(*args: object, **kwargs: object) -> None:
+        raise TripwireError(f"{name} was called: the static scanner must never deserialize")
+
+    return tripped
+
+
+@pytest.fixture(autouse=True)
+def no_load_tripwire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if "sandbox" in request.node.nodeid.split("::")[0]:
+        return
+    for mod, attrs in ((pickle, ("load", "loads", "Unpickler", "_load", "_loads")),
+                       (_pickle, ("load", "loads", "Unpickler"))):
+        for attr in attrs:
+            if hasattr(mod, attr):
+                monkeypatch.setattr(mod, attr, _trip(f"{mod.__name__}.{attr}"))
+    for modname, attr in (("torch", "load"), ("torch.serialization", "load"),
+                          ("joblib", "load"), ("numpy", "load"), ("dill", "load"),
+                          ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads")):
+        mod = sys.modules.get(modname)
+        if mod is not None and hasattr(mod, attr):
+            monkeypatch.setattr(mod, attr, _trip(f"{modname}.{attr}"))
+
+
+def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+            ) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a subprocess (no tripwire there: it is checked
+    by the in-process tests and the static no-load test)."""
+    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "modelscan_lite", *args], cwd=cwd,
+                          capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.fixture
+def cli():  # type: ignore[no-untyped-def]
+    return run_cli

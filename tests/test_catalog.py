@@ -1,0 +1,112 @@
+"""The rule catalog: schema-valid files, unique IDs, names match files, docs complete,
+every anomaly a parser emits owned by exactly one rule, every rule with bad and ok samples,
+and the generated ``rules/README.md`` up to date."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from modelscan_lite.engine import DOC_FIELDS, Policy, RuleError, load_rules, parse_rule
+from modelscan_lite.model import Fact, Location
+from modelscan_lite.rule_docs import render_readme
+
+from .conftest import ROOT, SAMPLES
+
+RULES = ROOT / "rules"
+RULE_FILES = sorted(RULES.glob("*/*.yaml"))
+# Rules no input file can trigger by design; each is tested another way (named here).
+NO_SAMPLE = {"X904": "fault injection in tests/test_scanner.py::test_parser_crash_is_x904"}
+
+
+def test_rule_files_validate_against_schema() -> None:
+    schema = json.loads((RULES / "schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for path in RULE_FILES:
+        errors = list(validator.iter_errors(yaml.safe_load(path.read_text())))
+        assert not errors, f"{path.name}: {[e.message for e in errors]}"
+
+
+def test_ids_unique_and_file_names_match() -> None:
+    rules = load_rules().rules
+    ids = [r.id for r in rules]
+    assert len(ids) == len(set(ids))
+    assert len(rules) == len(RULE_FILES)
+    for r in rules:
+        assert r.source.endswith(f"/{r.id}-{r.name}.yaml")
+        assert all(r.doc[k].strip() for k in DOC_FIELDS)
+
+
+def test_readme_is_generated_and_current() -> None:
+    current = (RULES / "README.md").read_text()
+    assert current == render_readme(load_rules()), (
+        "rules/README.md is stale: run `python -m modelscan_lite.rule_docs`")
+
+
+def _emitted_anomalies() -> set[str]:
+    """Anomaly values the parsers can emit, read from their source."""
+    found: set[str] = set()
+    for path in (ROOT / "modelscan_lite").rglob("*.py"):
+        text = path.read_text()
+        found.update(re.findall(r'anomaly\(\s*"([a-z0-9-]+)"', text))
+        found.update(re.findall(r'_anomaly\(\s*"([a-z0-9-]+)"', text))
+        found.update(re.findall(r'PickleError\(\s*"([a-z0-9-]+)"', text))
+        found.update(re.findall(r'BudgetExceeded\(\s*"([a-z0-9-]+)"', text))
+    return found
+
+
+def test_every_anomaly_is_owned_by_exactly_one_rule() -> None:
+    anomalies = _emitted_anomalies()
+    assert len(anomalies) > 20  # the scrape works
+    policy = Policy.build(load_rules())
+    for value in sorted(anomalies):
+        owners = [r.id for r in policy.matching_rules(Fact("anomaly", value, Location("x")))]
+        assert len(owners) == 1, f"anomaly {value!r} owned by {owners}"
+
+
+def test_every_rule_has_bad_and_ok_samples() -> None:
+    for r in load_rules().rules:
+        if r.id in NO_SAMPLE:
+            continue
+        folder = SAMPLES / r.id
+        assert list(folder.glob("bad-*")), f"{r.id} has no bad sample"
+        assert list(folder.glob("ok-*")), f"{r.id} has no ok sample"
+
+
+@pytest.mark.parametrize("broken, message", [
+    ({"id": "Z101"}, "missing"),
+    ({"id": "P1", "name": "x", "severity": "low", "formats": ["p"], "match": {"kind": "a"},
+      "message": "m", "since": "0.1.0", "doc": {k: "x" for k in DOC_FIELDS}}, "<FAMILY>"),
+    ({"id": "P199", "name": "Not_Kebab", "severity": "low", "formats": ["p"],
+      "match": {"kind": "a"}, "message": "m", "since": "0.1.0",
+      "doc": {k: "x" for k in DOC_FIELDS}}, "kebab"),
+    ({"id": "P199", "name": "x", "severity": "severe", "formats": ["p"], "match": {"kind": "a"},
+      "message": "m", "since": "0.1.0", "doc": {k: "x" for k in DOC_FIELDS}}, "severity"),
+    ({"id": "P199", "name": "x", "severity": "low", "formats": ["p"],
+      "match": {"kind": "a", "globb": ["x"]}, "message": "m", "since": "0.1.0",
+      "doc": {k: "x" for k in DOC_FIELDS}}, "unknown match keys"),
+    ({"id": "P199", "name": "x", "severity": "low", "formats": ["p"], "match": {"kind": "a"},
+      "message": "m", "since": "0.1.0", "doc": {"what": "x"}}, "doc needs"),
+])
+def test_malformed_rules_are_rejected_with_the_file_name(broken: dict, message: str) -> None:
+    with pytest.raises(RuleError, match=message) as exc:
+        parse_rule(broken, "pickle/broken.yaml")
+    assert "pickle/broken.yaml" in str(exc.value)
+
+
+def test_rule_directory_errors_name_the_file(tmp_path: Path) -> None:
+    (tmp_path / "pickle").mkdir()
+    src = (RULES / "pickle" / "P201-malformed-pickle.yaml").read_text()
+    (tmp_path / "pickle" / "P201-wrong-name.yaml").write_text(src)
+    load_rules.cache_clear()
+    try:
+        with pytest.raises(RuleError, match="P201-wrong-name.yaml"):
+            load_rules(str(tmp_path))
+    finally:
+        load_rules.cache_clear()

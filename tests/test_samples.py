@@ -1,0 +1,48 @@
+"""Every shipped sample: ``bad-*`` gives its folder's rule at the sample's path, ``ok-*`` does
+not; the generator reproduces the committed bytes exactly."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLES
+from .helpers import scan
+
+SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*/*") if p.is_file())
+
+
+def _id(p: Path) -> str:
+    return f"{p.parent.name}/{p.name}"
+
+
+@pytest.mark.parametrize("sample", [p for p in SAMPLE_FILES if p.name.startswith("bad-")], ids=_id)
+def test_bad_sample_gives_its_rule(sample: Path) -> None:
+    rule = sample.parent.name
+    result = scan(sample)
+    hits = [f for f in result.findings if f.rule == rule]
+    assert hits, f"{rule} missing: {[(f.rule, f.message) for f in result.findings]}"
+    assert all(f.location.path == str(sample) for f in hits)
+    assert all(f.message and not re.search(r"\{[a-z_]+\}", f.message) for f in hits)
+
+
+@pytest.mark.parametrize("sample", [p for p in SAMPLE_FILES if p.name.startswith("ok-")], ids=_id)
+def test_ok_sample_lacks_its_rule(sample: Path) -> None:
+    result = scan(sample)
+    assert sample.parent.name not in {f.rule for f in result.findings}
+
+
+def test_generator_is_deterministic_and_matches_committed(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("make_samples", SAMPLES / "make_samples.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    first = module.samples()
+    assert first == module.samples()
+    committed = {_id(p): p.read_bytes() for p in SAMPLE_FILES}
+    assert set(first) == set(committed), "run `python samples/make_samples.py` and commit"
+    stale = [k for k, v in first.items() if committed[k] != v]
+    assert not stale, f"stale samples: {stale}; run `python samples/make_samples.py`"
