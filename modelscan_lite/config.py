@@ -7,7 +7,6 @@ Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -106,9 +105,11 @@ def load_config(path: Path | None = None, start: Path | None = None) -> Config:
     pyproject = path or find_pyproject((start or Path.cwd()).resolve())
     if pyproject is None:
         return Config()
+    import tomllib
+
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError included
         if path is not None:
             raise ConfigError(f"{pyproject}: {exc}") from None
         return Config()

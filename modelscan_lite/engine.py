@@ -15,6 +15,8 @@ Rule files are validated structurally here (cheaply, at every start) and against
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -64,10 +66,49 @@ def glob_to_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def _compile_globs(patterns: Sequence[str]) -> re.Pattern[str] | None:
-    if not patterns:
-        return None
-    return re.compile("(?:" + "|".join(glob_to_regex(p) for p in patterns) + r")\Z")
+class GlobSet:
+    """Dotted-name globs, matched cheaply: exact names by set lookup, ``prefix.**`` by
+    ``str.startswith``, and only the remaining wildcard patterns through a regex compiled on
+    first use (compiling every allowlist and denylist up front cost ~60 ms per process)."""
+
+    __slots__ = ("_rx", "_wild", "exact", "prefixes")
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.exact = frozenset(p for p in patterns if "*" not in p and "?" not in p)
+        self.prefixes = tuple(p[:-2] for p in patterns if p.endswith(".**")
+                              and "*" not in p[:-3] and "?" not in p[:-3])
+        self._wild = tuple(p for p in patterns if p not in self.exact
+                           and not (p.endswith(".**") and p[:-2] in self.prefixes))
+        self._rx: re.Pattern[str] | None = None
+
+    def match(self, value: str) -> bool:
+        if value in self.exact or value.startswith(self.prefixes):
+            return True
+        if not self._wild:
+            return False
+        if self._rx is None:
+            self._rx = re.compile("(?:" + "|".join(glob_to_regex(p) for p in self._wild)
+                                  + r")\Z")
+        return self._rx.match(value) is not None
+
+
+class LazyRegex:
+    """A regex alternation compiled on first use."""
+
+    __slots__ = ("_rx", "_source")
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self._source = "|".join(f"(?:{x})" for x in patterns)
+        self._rx: re.Pattern[str] | None = None
+
+    def search(self, value: str) -> bool:
+        if self._rx is None:
+            self._rx = re.compile(self._source)
+        return self._rx.search(value) is not None
+
+
+def _compile_globs(patterns: Sequence[str]) -> GlobSet | None:
+    return GlobSet(patterns) if patterns else None
 
 
 def dotted_tails(value: str) -> list[str]:
@@ -97,10 +138,10 @@ class Rule:
     references: tuple[str, ...] = ()
     values_in: frozenset[str] | None = None
     values_not_in: frozenset[str] = frozenset()
-    glob: re.Pattern[str] | None = None
-    not_glob: re.Pattern[str] | None = None
+    glob: GlobSet | None = None
+    not_glob: GlobSet | None = None
     regex: re.Pattern[str] | None = None
-    not_regex: re.Pattern[str] | None = None
+    not_regex: LazyRegex | None = None
     suffixes: bool = False
     not_matched_by: tuple[str, ...] = ()
     not_allowlisted_by: str | None = None
@@ -180,7 +221,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         severity = Severity.parse(str(data["severity"]))
         regex = re.compile(match["regex"]) if match.get("regex") else None
         not_regexes = _as_list(match.get("not-regex"))
-        not_regex = re.compile("|".join(f"(?:{x})" for x in not_regexes)) if not_regexes else None
+        not_regex = LazyRegex(not_regexes) if not_regexes else None
     except (ValueError, re.error) as exc:
         raise RuleError(f"{source}: {exc}") from None
     not_glob = _as_list(match.get("not-glob"))
@@ -219,19 +260,57 @@ class RuleSet:
         return self.by_id().get(rule_id.upper())
 
 
+def _cache_file(digest: str) -> Path | None:
+    if os.environ.get("MODELSCAN_LITE_NO_CACHE"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "modelscan-lite" / f"rules-{digest}.json"
+
+
+def _parsed_rule_data(texts: list[tuple[str, str]], digest: str) -> list[Any]:
+    """The YAML documents, from a JSON cache keyed by the rule files' content digest.
+
+    Importing and running the YAML parser costs ~50 ms per process, most of a tiny scan; the
+    cache holds the same data as JSON and cannot go stale since its name is the content hash.
+    """
+    cache = _cache_file(digest)
+    if cache is not None:
+        try:
+            cached = json.loads(cache.read_text(encoding="utf-8"))
+            if isinstance(cached, list) and len(cached) == len(texts):
+                return cached
+        except (OSError, ValueError):
+            pass
+    out = []
+    for rel, text in texts:
+        try:
+            out.append(_yaml_load(text))
+        except Exception as exc:  # noqa: BLE001 - any YAML error names the file
+            raise RuleError(f"{rel}: not valid YAML: {exc}") from None
+    if cache is not None:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(out), encoding="utf-8")
+            os.replace(tmp, cache)
+        except (OSError, TypeError, ValueError):
+            pass  # a read-only home is fine: the cache is an optimisation
+    return out
+
+
 @lru_cache(maxsize=4)
 def load_rules(directory: str | None = None) -> RuleSet:
     root = Path(directory) if directory else rules_dir()
-    rules: list[Rule] = []
     digest = hashlib.sha256()
-    for path in sorted(root.glob("*/*.yaml")):
+    texts: list[tuple[str, str]] = []
+    paths = sorted(root.glob("*/*.yaml"))
+    for path in paths:
         text = path.read_text(encoding="utf-8")
         digest.update(path.name.encode() + b"\0" + text.encode())
-        rel = f"{path.parent.name}/{path.name}"
-        try:
-            data = _yaml_load(text)
-        except Exception as exc:  # noqa: BLE001 - any YAML error names the file
-            raise RuleError(f"{rel}: not valid YAML: {exc}") from None
+        texts.append((f"{path.parent.name}/{path.name}", text))
+    version = digest.hexdigest()[:12]
+    rules: list[Rule] = []
+    for path, (rel, _), data in zip(paths, texts, _parsed_rule_data(texts, version), strict=True):
         rule = parse_rule(data, rel)
         if path.name != f"{rule.id}-{rule.name}.yaml":
             raise RuleError(f"{rel}: file name must be {rule.id}-{rule.name}.yaml")
@@ -249,7 +328,7 @@ def load_rules(directory: str | None = None) -> RuleSet:
             if other not in known:
                 raise RuleError(f"{r.source}: names unknown rule {other}")
     rules.sort(key=lambda r: r.id)
-    return RuleSet(tuple(rules), digest.hexdigest()[:12])
+    return RuleSet(tuple(rules), version)
 
 
 class _Defaults(dict[str, str]):

@@ -11,7 +11,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 from . import __version__
 from .config import Config
@@ -118,6 +117,8 @@ def scan_paths(paths: Sequence[str], config: Config,
     jobs = config.jobs or os.cpu_count() or 1
     results: list[ArtifactResult] = []
     if jobs > 1 and len(files) >= POOL_MIN_FILES:
+        from concurrent.futures import ProcessPoolExecutor
+
         ctx_kw = {}
         if sys.platform.startswith("linux"):
             import multiprocessing

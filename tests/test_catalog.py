@@ -43,6 +43,14 @@ def test_ids_unique_and_file_names_match() -> None:
         assert all(r.doc[k].strip() for k in DOC_FIELDS)
 
 
+def test_every_regex_in_the_rules_compiles() -> None:
+    for path in RULE_FILES:
+        match = yaml.safe_load(path.read_text())["match"]
+        for pattern in [*match.get("not-regex", []), *([match["regex"]] if "regex" in match
+                                                       else [])]:
+            re.compile(pattern)
+
+
 def test_readme_is_generated_and_current() -> None:
     current = (RULES / "README.md").read_text()
     assert current == render_readme(load_rules()), (

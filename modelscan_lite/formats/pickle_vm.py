@@ -26,7 +26,6 @@ import lzma
 import re
 import struct
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..limits import Deadline, Limits
@@ -100,44 +99,69 @@ class Opaque:
 
 
 class Seq:
-    """A list, set or frozenset; keeps its first ``CONTAINER_CAP`` items."""
+    """A list, set or frozenset; keeps its first ``CONTAINER_CAP`` items.
+
+    Contents are only ever needed for call arguments and BUILD states, so a container that is
+    nested inside another one drops its contents (``items`` becomes None): a pickle of
+    millions of small records then costs memory per record, not per value."""
 
     __slots__ = ("items", "kind", "total")
 
     def __init__(self, kind: str, items: list[Any] | None = None) -> None:
         self.kind = kind
-        self.items = items[:CONTAINER_CAP] if items else []
-        self.total = len(items) if items else 0
+        self.items: list[Any] | None = []
+        self.total = 0
+        if items:
+            self.extend(items)
 
-    def extend(self, items: list[Any]) -> None:
-        room = CONTAINER_CAP - len(self.items)
-        if room > 0:
-            self.items.extend(items[:room])
+    def extend(self, items: list[Any] | tuple[Any, ...]) -> None:
         self.total += len(items)
+        for v in items:
+            if type(v) in _CONTAINERS:
+                v.items = None
+        mine = self.items
+        if mine is not None and len(mine) < CONTAINER_CAP:
+            mine.extend(items[: CONTAINER_CAP - len(mine)])
 
     def __repr__(self) -> str:
         return f"<{self.kind} of {self.total}>"
 
 
 class Dct:
-    """A dict; keeps its first ``CONTAINER_CAP`` hashable keys."""
+    """A dict; keeps its first ``CONTAINER_CAP`` hashable keys (see :class:`Seq`)."""
 
     __slots__ = ("items", "total")
 
     def __init__(self) -> None:
-        self.items: dict[Any, Any] = {}
+        self.items: dict[Any, Any] | None = {}
         self.total = 0
 
-    def set(self, key: Any, value: Any) -> None:
-        self.total += 1
-        if len(self.items) < CONTAINER_CAP:
+    def set_many(self, flat: list[Any] | tuple[Any, ...]) -> None:
+        """Set ``flat[0]: flat[1], flat[2]: flat[3], ...``."""
+        values = flat[1::2]
+        self.total += len(values)
+        for v in values:
+            if type(v) in _CONTAINERS:
+                v.items = None
+        mine = self.items
+        if mine is not None and len(mine) < CONTAINER_CAP:
             try:
-                self.items[key] = value
-            except TypeError:
-                pass
+                mine.update(zip(flat[: 2 * CONTAINER_CAP : 2], values[:CONTAINER_CAP]))
+            except TypeError:  # an unhashable symbolic key: keep the hashable ones
+                for k, v in zip(flat[::2], values):
+                    try:
+                        mine[k] = v
+                    except TypeError:
+                        pass
+
+    def get(self, key: str) -> Any:
+        return self.items.get(key) if self.items else None
 
     def __repr__(self) -> str:
         return f"<dict of {self.total}>"
+
+
+_CONTAINERS = frozenset({Seq, Dct})
 
 
 class _Mark:
@@ -149,39 +173,45 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-@dataclass(slots=True)
 class GlobalUse:
     """How one global name was used in a stream."""
 
-    name: str
-    offset: int
-    opcode: str
-    spelled: str
-    count: int = 0
-    called: int = 0
-    first_call: str | None = None
+    __slots__ = ("called", "count", "first_call", "name", "offset", "opcode", "spelled")
+
+    def __init__(self, name: str, offset: int, opcode: str, spelled: str) -> None:
+        self.name = name
+        self.offset = offset
+        self.opcode = opcode
+        self.spelled = spelled
+        self.count = 0
+        self.called = 0
+        self.first_call: str | None = None
 
 
-@dataclass(slots=True)
 class StreamResult:
     """Everything one pickle stream (up to its ``STOP`` or its first error) revealed."""
 
-    start: int
-    end: int = 0
-    stopped: bool = False
-    error: str | None = None
-    error_kind: str | None = None
-    error_offset: int | None = None
-    top: Any = None
-    opcodes: int = 0
-    proto: int = 0
-    globals: dict[str, GlobalUse] = field(default_factory=dict)
-    derived_calls: dict[str, GlobalUse] = field(default_factory=dict)
-    ext_codes: dict[int, int] = field(default_factory=dict)
-    anomalies: list[tuple[str, int, str]] = field(default_factory=list)
-    embedded: list[tuple[int, int, str, bytes | None]] = field(default_factory=list)
-    persistent_ids: int = 0
-    joblib_arrays: int = 0
+    __slots__ = ("anomalies", "derived_calls", "embedded", "end", "error", "error_kind",
+                 "error_offset", "ext_codes", "globals", "joblib_arrays", "opcodes",
+                 "persistent_ids", "proto", "start", "stopped", "top")
+
+    def __init__(self, start: int) -> None:
+        self.start = start
+        self.end = 0
+        self.stopped = False
+        self.error: str | None = None
+        self.error_kind: str | None = None
+        self.error_offset: int | None = None
+        self.top: Any = None
+        self.opcodes = 0
+        self.proto = 0
+        self.globals: dict[str, GlobalUse] = {}
+        self.derived_calls: dict[str, GlobalUse] = {}
+        self.ext_codes: dict[int, int] = {}
+        self.anomalies: list[tuple[str, int, str]] = []
+        self.embedded: list[tuple[int, int, str, bytes | None]] = []
+        self.persistent_ids = 0
+        self.joblib_arrays = 0
 
 
 class Reader:
@@ -224,6 +254,83 @@ class Reader:
 
     def at_eof(self) -> bool:
         return not self.fill(1)
+
+    def need(self, pos: int, k: int,
+             what: str = "stream ends inside an opcode argument") -> tuple[bytes, int, int, int]:
+        """Refill so ``k`` bytes follow ``pos``; returns the walker's new buffer locals."""
+        self.pos = pos
+        if not self.fill(k):
+            self.pos = len(self.buf)
+            raise PickleError("pickle-truncated", what)
+        return self.buf, self.pos, len(self.buf), self.base
+
+    def readline(self, pos: int) -> tuple[bytes, bytes, int, int, int]:
+        """A newline-terminated protocol 0 argument (at most 64 KiB)."""
+        while True:
+            i = self.buf.find(b"\n", pos)
+            if i >= 0:
+                return self.buf[pos:i], self.buf, i + 1, len(self.buf), self.base
+            if len(self.buf) - pos > MAX_LINE:
+                raise PickleError("pickle-invalid", "text argument longer than 64 KiB")
+            _, pos, _, _ = self.need(pos, len(self.buf) - pos + 1,
+                                     "stream ends inside a text argument")
+
+    def take(self, pos: int, n: int, kind: str,
+             start: int) -> tuple[bytes | Blob, bytes, int, int, int]:
+        """A length-prefixed payload after the length field ending at ``pos``: kept when
+        short, otherwise skipped without copying and returned as a :class:`Blob`."""
+        if n < 0:
+            raise PickleError("pickle-invalid", f"negative {kind} length")
+        if n <= KEEP_BYTES:
+            if pos + n > len(self.buf):
+                self.need(pos, n, f"{kind} of {n} bytes runs past the end")
+                pos = self.pos
+            data = self.buf[pos : pos + n]
+            return data, self.buf, pos + n, len(self.buf), self.base
+        offset = self.base + pos - start
+        self.pos = pos
+        if not self.skip(n):
+            self.pos = len(self.buf)
+            raise PickleError("pickle-truncated", f"{kind} of {n} bytes runs past the end")
+        return Blob(kind, offset, n), self.buf, self.pos, len(self.buf), self.base
+
+
+class Memo:
+    """The unpickler's memo: a list while keys arrive densely from 0 (what MEMOIZE and
+    picklers produce), with a dict for any other keys. ``size()`` counts distinct keys, as
+    ``len(memo)`` does in the unpickler, so MEMOIZE indices match."""
+
+    __slots__ = ("items", "spill")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.spill: dict[int, Any] = {}
+
+    def size(self) -> int:
+        return len(self.items) + len(self.spill)
+
+    def put(self, idx: int, value: Any) -> None:
+        items = self.items
+        if idx < len(items):
+            items[idx] = value
+        elif idx == len(items):
+            items.append(value)
+            spill = self.spill
+            if spill:
+                spill.pop(idx, None)
+                while len(items) in spill:
+                    items.append(spill.pop(len(items)))
+        else:
+            self.spill[idx] = value
+
+    def get(self, idx: int) -> Any:
+        if idx < len(self.items):
+            return self.items[idx]
+        try:
+            return self.spill[idx]
+        except KeyError:
+            raise PickleError("pickle-memo-missing",
+                              f"memo key {idx} read before it was set") from None
 
 
 class PickleError(Exception):
@@ -289,6 +396,8 @@ def dtype_itemsize(dtype: Any) -> tuple[int, bool] | None:
     if type(state) is tuple and len(state) >= 8:
         fields = state[4]
         if type(fields) is Dct:
+            if fields.items is None:
+                return None
             for sub in fields.items.values():
                 if type(sub) is tuple and sub:
                     inner = dtype_itemsize(sub[0])
@@ -310,6 +419,40 @@ def dtype_itemsize(dtype: Any) -> tuple[int, bool] | None:
     if kind in "e d g l q h ?".split():
         return unit, False
     return unit * int(count or "1"), False
+
+
+def _pop_mark(stack: list[Any], marks: list[int]) -> list[Any]:
+    if not marks:
+        raise PickleError("pickle-invalid", "MARK expected but not found")
+    k = marks.pop()
+    items = stack[k:]
+    del stack[k:]
+    return items
+
+
+def _text(data: Any, how: str) -> Any:
+    if type(data) is Blob:
+        return data
+    try:
+        return data.decode("utf-8", "surrogatepass") if how == "utf-8" else data.decode("latin-1")
+    except UnicodeDecodeError as exc:
+        raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
+
+
+def _text_int(line: bytes, long: bool) -> Any:
+    if not long and line in (b"00", b"01"):
+        return line == b"01"
+    if long and line.endswith(b"L"):
+        line = line[:-1]
+    if len(line) > 4300:
+        return Opaque("int")
+    try:
+        return int(line, 0)
+    except ValueError:
+        try:
+            return int(line)
+        except ValueError:
+            raise PickleError("pickle-invalid", "INT/LONG argument is not a number") from None
 
 
 def _resolve_call(func: Any, args: Any) -> tuple[str | None, str | None]:
@@ -406,159 +549,141 @@ class PickleWalker:
         res.end = self.r.tell()
         return res
 
-    def _loop(self) -> None:  # noqa: C901 - one flat dispatch loop is the fast shape
-        self.res.opcodes = 0
+    def _loop(self) -> None:  # noqa: C901, PLR0912, PLR0915 - one flat loop is the fast shape
+        """The dispatch loop. Buffer state lives in plain locals (``buf``, ``pos``, ``blen``,
+        ``base``) and is handed to :class:`Reader` helpers only when bytes run out; budgets
+        are checked every 65536 opcodes, so the common opcode costs a few comparisons."""
         r = self.r
         res = self.res
         limits = self.limits
         stack: list[Any] = []
         marks: list[int] = []
-        memo: dict[int, Any] = {}
+        memo = Memo()
+        mlist = memo.items
         max_stack = limits.max_stack
         max_memo = limits.max_memo
-        frame_end = -1  # absolute offset where the current frame ends
+        no_frame = 1 << 62
+        frame_end = no_frame  # absolute offset where the current frame ends
         start = r.tell()
         remaining = self.budget[0]
         ops = 0
-        buf = r.buf
-        pos = r.pos
-        blen = len(buf)
-        base = r.base
-        MARK = _Mark
-
-        def need(k: int) -> None:
-            nonlocal buf, pos, blen, base
-            r.pos = pos
-            if not r.fill(k):
-                r.pos = len(r.buf)
-                raise PickleError("pickle-truncated", "stream ends inside an opcode argument")
-            buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
-
-        def readline() -> bytes:
-            nonlocal buf, pos, blen, base
-            while True:
-                i = buf.find(b"\n", pos)
-                if i >= 0:
-                    line = buf[pos:i]
-                    pos = i + 1
-                    return line
-                if blen - pos > MAX_LINE:
-                    raise PickleError("pickle-invalid", "text argument longer than 64 KiB")
-                need(blen - pos + 1)
-
-        def big(kind: str, n: int, keep: bool) -> Any:
-            """A length-prefixed payload: kept if short, else skipped without copying."""
-            nonlocal buf, pos, blen, base
-            if n < 0:
-                raise PickleError("pickle-invalid", f"negative {kind} length")
-            if n <= KEEP_BYTES:
-                if pos + n > blen:
-                    need(n)
-                data = buf[pos : pos + n]
-                pos += n
-                return data
-            offset = base + pos - start
-            r.pos = pos
-            if not r.skip(n):
-                r.pos = len(r.buf)
-                raise PickleError("pickle-truncated", f"{kind} of {n} bytes runs past the end")
-            buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
-            return Blob(kind, offset, n)
-
-        def pop_mark() -> list[Any]:
-            if not marks:
-                raise PickleError("pickle-invalid", "MARK expected but not found")
-            k = marks.pop()
-            items = stack[k:]
-            del stack[k:]
-            return items
-
-        def text(data: Any, how: str) -> Any:
-            if type(data) is Blob:
-                return data
-            try:
-                if how == "utf-8":
-                    return data.decode("utf-8", "surrogatepass")
-                return data.decode("latin-1")
-            except UnicodeDecodeError as exc:
-                raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
-
+        buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
+        limit = 0
+        # ``limit``: the next buffer position where the slow path must run: the buffer's
+        # end, the current frame's end, or 64 KiB on (budgets are checked there).
+        limit = 0
         try:
             while True:
-                if pos >= blen:
-                    r.pos = pos
-                    if not r.fill(1):
-                        r.pos = pos = len(r.buf)
-                        raise PickleError("pickle-truncated", "stream ends before STOP")
-                    buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
-                if frame_end >= 0 and base + pos >= frame_end:
-                    if base + pos > frame_end:
-                        self._anomaly("pickle-frame-straddle", frame_end - start,
-                                      "an opcode argument runs past the end of its FRAME")
-                    frame_end = -1
+                if pos >= limit:
+                    if pos >= blen:
+                        buf, pos, blen, base = r.need(pos, 1, "stream ends before STOP")
+                    if base + pos >= frame_end:
+                        if base + pos > frame_end:
+                            self._anomaly("pickle-frame-straddle", frame_end - start,
+                                          "an opcode argument runs past the end of its FRAME")
+                        frame_end = no_frame
+                    self._periodic(ops, remaining, len(stack), memo.size())
+                    limit = min(blen, frame_end - base, pos + 0x10000)
                 ops += 1
-                if ops & 0xFFFF == 0:
-                    if ops > remaining:
-                        self.budget[0] = 0
-                        raise PickleError("budget-opcodes",
-                                          f"more than {limits.max_opcodes} opcodes")
-                    if self.deadline.expired():
-                        raise PickleError("budget-time",
-                                          f"more than {self.deadline.seconds:.0f}s to walk")
                 op = buf[pos]
-                here = base + pos
                 pos += 1
-                if op == 0x2E:  # STOP (checked first: it also ends the count)
-                    res.opcodes = ops
-                    res.stopped = True
-                    if not stack:
-                        raise PickleError("pickle-stack-underflow", "STOP on an empty stack")
-                    res.top = stack[-1]
-                    break
-                # Ordered roughly by frequency in real checkpoints.
+                # Ordered by frequency in real checkpoints and dense data pickles.
+                if op == 0x68:  # BINGET
+                    if pos >= blen:
+                        buf, pos, blen, base = r.need(pos, 1)
+                        limit = 0
+                    idx = buf[pos]
+                    pos += 1
+                    stack.append(mlist[idx] if idx < len(mlist) else memo.get(idx))
                 elif op == 0x94:  # MEMOIZE
                     if not stack:
                         raise PickleError("pickle-invalid", "MEMOIZE on an empty stack")
-                    memo[len(memo)] = stack[-1]
+                    if memo.spill:
+                        memo.put(len(mlist) + len(memo.spill), stack[-1])
+                    else:
+                        mlist.append(stack[-1])
+                elif op == 0x28:  # MARK
+                    marks.append(len(stack))
+                elif op == 0x4D:  # BININT2
+                    if pos + 2 > blen:
+                        buf, pos, blen, base = r.need(pos, 2)
+                        limit = 0
+                    stack.append(buf[pos] | buf[pos + 1] << 8)
+                    pos += 2
+                elif op == 0x4A:  # BININT
+                    if pos + 4 > blen:
+                        buf, pos, blen, base = r.need(pos, 4)
+                        limit = 0
+                    stack.append(_unpack_from("<i", buf, pos)[0])
+                    pos += 4
+                elif op == 0x65:  # APPENDS
+                    if not marks:
+                        raise PickleError("pickle-invalid", "MARK expected but not found")
+                    k = marks.pop()
+                    items = stack[k:]
+                    del stack[k:]
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "APPENDS without a list")
+                    target = stack[-1]
+                    if type(target) is Seq:
+                        target.extend(items)
+                elif op == 0x8C:  # SHORT_BINUNICODE
+                    if pos >= blen:
+                        buf, pos, blen, base = r.need(pos, 1)
+                        limit = 0
+                    n = buf[pos] + 1
+                    if pos + n > blen:
+                        buf, pos, blen, base = r.need(pos, n)
+                        limit = 0
+                    try:
+                        stack.append(buf[pos + 1 : pos + n].decode("utf-8", "surrogatepass"))
+                    except UnicodeDecodeError as exc:
+                        raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
+                    pos += n
+                elif op == 0x5D:  # EMPTY_LIST
+                    stack.append(Seq("list"))
+                elif op == 0x7D:  # EMPTY_DICT
+                    stack.append(Dct())
+                elif op == 0x47:  # BINFLOAT
+                    if pos + 8 > blen:
+                        buf, pos, blen, base = r.need(pos, 8)
+                        limit = 0
+                    stack.append(_unpack_from(">d", buf, pos)[0])
+                    pos += 8
+                elif op == 0x75:  # SETITEMS
+                    if not marks:
+                        raise PickleError("pickle-invalid", "MARK expected but not found")
+                    k = marks.pop()
+                    items = stack[k:]
+                    del stack[k:]
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "SETITEMS without a dict")
+                    target = stack[-1]
+                    if type(target) is Dct:
+                        target.set_many(items)
+                elif op == 0x4B:  # BININT1
+                    if pos >= blen:
+                        buf, pos, blen, base = r.need(pos, 1)
+                        limit = 0
+                    stack.append(buf[pos])
+                    pos += 1
                 elif op == 0x71 or op == 0x72:  # BINPUT / LONG_BINPUT
                     w = 1 if op == 0x71 else 4
                     if pos + w > blen:
-                        need(w)
+                        buf, pos, blen, base = r.need(pos, w)
+                        limit = 0
                     idx = buf[pos] if w == 1 else _unpack_from("<I", buf, pos)[0]
                     pos += w
                     if not stack:
                         raise PickleError("pickle-invalid", "PUT on an empty stack")
-                    memo[idx] = stack[-1]
-                elif op == 0x68 or op == 0x6A:  # BINGET / LONG_BINGET
-                    w = 1 if op == 0x68 else 4
-                    if pos + w > blen:
-                        need(w)
-                    idx = buf[pos] if w == 1 else _unpack_from("<I", buf, pos)[0]
-                    pos += w
-                    try:
-                        stack.append(memo[idx])
-                    except KeyError:
-                        raise PickleError("pickle-memo-missing",
-                                          f"memo key {idx} read before it was set") from None
-                elif op == 0x8C:  # SHORT_BINUNICODE
-                    if pos + 1 > blen:
-                        need(1)
-                    n = buf[pos]
-                    pos += 1
-                    if pos + n > blen:
-                        need(n)
-                    try:
-                        stack.append(buf[pos : pos + n].decode("utf-8", "surrogatepass"))
-                    except UnicodeDecodeError as exc:
-                        raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
-                    pos += n
-                elif op == 0x4B:  # BININT1
-                    if pos + 1 > blen:
-                        need(1)
-                    stack.append(buf[pos])
-                    pos += 1
-                elif op == 0x28:  # MARK
-                    marks.append(len(stack))
+                    memo.put(idx, stack[-1])
+                elif op == 0x6A:  # LONG_BINGET
+                    if pos + 4 > blen:
+                        buf, pos, blen, base = r.need(pos, 4)
+                        limit = 0
+                    idx = _unpack_from("<I", buf, pos)[0]
+                    pos += 4
+                    stack.append(mlist[idx] if idx < len(mlist) else memo.get(idx))
                 elif op == 0x29:  # EMPTY_TUPLE
                     stack.append(())
                 elif op == 0x85:  # TUPLE1
@@ -577,19 +702,7 @@ class PickleWalker:
                     b3 = stack.pop()
                     stack[-1] = (stack[-1], b3, c3)
                 elif op == 0x74:  # TUPLE
-                    stack.append(tuple(pop_mark()))
-                elif op == 0x7D:  # EMPTY_DICT
-                    stack.append(Dct())
-                elif op == 0x5D:  # EMPTY_LIST
-                    stack.append(Seq("list"))
-                elif op == 0x75:  # SETITEMS
-                    items = pop_mark()
-                    if not stack:
-                        raise PickleError("pickle-stack-underflow", "SETITEMS without a dict")
-                    target = stack[-1]
-                    if type(target) is Dct:
-                        for i in range(0, len(items) - 1, 2):
-                            target.set(items[i], items[i + 1])
+                    stack.append(tuple(_pop_mark(stack, marks)))
                 elif op == 0x73:  # SETITEM
                     if len(stack) < 3:
                         raise PickleError("pickle-stack-underflow", "SETITEM needs three items")
@@ -597,47 +710,25 @@ class PickleWalker:
                     k = stack.pop()
                     target = stack[-1]
                     if type(target) is Dct:
-                        target.set(k, v)
+                        target.set_many((k, v))
                 elif op == 0x61:  # APPEND
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "APPEND needs two items")
                     v = stack.pop()
                     target = stack[-1]
                     if type(target) is Seq:
-                        target.extend([v])
-                elif op == 0x65:  # APPENDS
-                    items = pop_mark()
-                    if not stack:
-                        raise PickleError("pickle-stack-underflow", "APPENDS without a list")
-                    target = stack[-1]
-                    if type(target) is Seq:
-                        target.extend(items)
-                elif op == 0x4A:  # BININT
-                    if pos + 4 > blen:
-                        need(4)
-                    stack.append(_unpack_from("<i", buf, pos)[0])
-                    pos += 4
-                elif op == 0x4D:  # BININT2
-                    if pos + 2 > blen:
-                        need(2)
-                    stack.append(_unpack_from("<H", buf, pos)[0])
-                    pos += 2
+                        target.extend((v,))
                 elif op == 0x4E:  # NONE
                     stack.append(None)
                 elif op == 0x88:  # NEWTRUE
                     stack.append(True)
                 elif op == 0x89:  # NEWFALSE
                     stack.append(False)
-                elif op == 0x47:  # BINFLOAT
-                    if pos + 8 > blen:
-                        need(8)
-                    stack.append(_unpack_from(">d", buf, pos)[0])
-                    pos += 8
                 elif op == 0x52:  # REDUCE
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "REDUCE needs two items")
                     args = stack.pop()
-                    stack[-1] = self._called(stack[-1], args, here - start, "REDUCE")
+                    stack[-1] = self._called(stack[-1], args, base + pos - 1 - start, "REDUCE")
                 elif op == 0x62:  # BUILD
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "BUILD needs two items")
@@ -648,70 +739,89 @@ class PickleWalker:
                         obj.state = state
                         if ref_of(obj.func) == "joblib.numpy_pickle.NumpyArrayWrapper":
                             # joblib writes the buffer after closing the frame, outside frames
-                            if frame_end >= 0:
+                            if frame_end != no_frame:
                                 if base + pos < frame_end:
-                                    self._anomaly("pickle-frame-straddle", here - start,
+                                    self._anomaly("pickle-frame-straddle", base + pos - start,
                                                   "an inline joblib buffer sits inside a FRAME")
-                                frame_end = -1
+                                frame_end = no_frame
                             r.pos = pos
-                            self._joblib_array(obj, here - start)
+                            self._joblib_array(obj)
                             buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
+                            limit = 0
                     elif tobj is Global:
-                        self._anomaly("pickle-build-on-global", here - start,
+                        self._anomaly("pickle-build-on-global", base + pos - 1 - start,
                                       f"BUILD sets attributes on the imported object `{obj.name}`")
                 elif op == 0x93:  # STACK_GLOBAL
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "STACK_GLOBAL needs two items")
                     name = stack.pop()
                     module = stack.pop()
+                    here = base + pos - 1 - start
                     if type(module) is str and type(name) is str:
                         full = normalise_global(module, name)
-                        stack.append(self._use(full, here - start, "STACK_GLOBAL", f"{module} {name}"))
+                        stack.append(self._use(full, here, "STACK_GLOBAL", f"{module} {name}"))
                     elif isinstance(module, (str, Call, Opaque, Blob)) and isinstance(
                         name, (str, Call, Opaque, Blob)
                     ):
-                        self._anomaly("pickle-unresolved-global", here - start,
+                        self._anomaly("pickle-unresolved-global", here,
                                       f"STACK_GLOBAL operands are computed: {_short(module)}, "
                                       f"{_short(name)}")
                         stack.append(Opaque("unresolved global"))
                     else:
                         raise PickleError("pickle-invalid", "STACK_GLOBAL requires two strings")
-                elif op == 0x63:  # GLOBAL
-                    module_b = readline()
-                    name_b = readline()
-                    module = text(module_b, "utf-8")
-                    name = text(name_b, "utf-8")
+                elif op == 0x63 or op == 0x69:  # GLOBAL / INST
+                    here = base + pos - 1 - start
+                    module_b, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
+                    name_b, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
+                    module = _text(module_b, "utf-8")
+                    name = _text(name_b, "utf-8")
                     full = normalise_global(module, name)
-                    stack.append(self._use(full, here - start, "GLOBAL", f"{module} {name}"))
+                    opname = "GLOBAL" if op == 0x63 else "INST"
+                    g = self._use(full, here, opname, f"{module} {name}")
+                    if op == 0x63:
+                        stack.append(g)
+                    else:
+                        stack.append(self._called(g, tuple(_pop_mark(stack, marks)), here, "INST"))
                 elif op == 0x81:  # NEWOBJ
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "NEWOBJ needs two items")
                     args = stack.pop()
-                    stack[-1] = self._called(stack[-1], args, here - start, "NEWOBJ")
+                    stack[-1] = self._called(stack[-1], args, base + pos - 1 - start, "NEWOBJ")
                 elif op == 0x92:  # NEWOBJ_EX
                     if len(stack) < 3:
                         raise PickleError("pickle-stack-underflow", "NEWOBJ_EX needs three items")
                     kwargs = stack.pop()
                     args = stack.pop()
-                    call = self._called(stack[-1], args, here - start, "NEWOBJ_EX")
+                    call = self._called(stack[-1], args, base + pos - 1 - start, "NEWOBJ_EX")
                     call.kwargs = kwargs
                     stack[-1] = call
                 elif op == 0x95:  # FRAME
                     if pos + 8 > blen:
-                        need(8)
+                        buf, pos, blen, base = r.need(pos, 8)
+                        limit = 0
                     flen = _unpack_from("<Q", buf, pos)[0]
                     pos += 8
-                    if frame_end >= 0 and base + pos - 9 < frame_end:
-                        self._anomaly("pickle-frame-straddle", here - start,
+                    if frame_end != no_frame and base + pos - 9 < frame_end:
+                        self._anomaly("pickle-frame-straddle", base + pos - 9 - start,
                                       "a FRAME starts before the previous frame ends")
                     frame_end = base + pos + flen
+                    limit = 0
+                elif op == 0x2E:  # STOP
+                    res.stopped = True
+                    if not stack:
+                        raise PickleError("pickle-stack-underflow", "STOP on an empty stack")
+                    res.top = stack[-1]
+                    break
                 elif op == 0x80:  # PROTO
-                    if pos + 1 > blen:
-                        need(1)
+                    if pos >= blen:
+                        buf, pos, blen, base = r.need(pos, 1)
+                        limit = 0
                     proto = buf[pos]
                     pos += 1
-                    if here != start:
-                        self._anomaly("pickle-misplaced-proto", here - start,
+                    if base + pos - 2 != start:
+                        self._anomaly("pickle-misplaced-proto", base + pos - 2 - start,
                                       "PROTO appears after the start of the stream")
                     if proto > 5:
                         raise PickleError("pickle-invalid", f"unsupported pickle protocol {proto}")
@@ -719,24 +829,31 @@ class PickleWalker:
                 elif op == 0x58 or op == 0x8D:  # BINUNICODE / BINUNICODE8
                     w = 4 if op == 0x58 else 8
                     if pos + w > blen:
-                        need(w)
+                        buf, pos, blen, base = r.need(pos, w)
+                        limit = 0
                     n = _unpack_from("<I" if w == 4 else "<Q", buf, pos)[0]
-                    pos += w
-                    stack.append(text(big("str", n, True), "utf-8"))
+                    value, buf, pos, blen, base = r.take(pos + w, n, "str", start)
+                    limit = 0
+                    stack.append(_text(value, "utf-8"))
                 elif op == 0x42 or op == 0x43 or op == 0x8E or op == 0x96:  # bytes, bytearray
-                    w = {0x42: 4, 0x43: 1, 0x8E: 8, 0x96: 8}[op]
+                    w = 1 if op == 0x43 else (4 if op == 0x42 else 8)
                     if pos + w > blen:
-                        need(w)
+                        buf, pos, blen, base = r.need(pos, w)
+                        limit = 0
                     n = buf[pos] if w == 1 else _unpack_from("<I" if w == 4 else "<Q", buf, pos)[0]
-                    pos += w
-                    stack.append(big("bytes" if op != 0x96 else "bytearray", n, True))
+                    value, buf, pos, blen, base = r.take(
+                        pos + w, n, "bytearray" if op == 0x96 else "bytes", start)
+                    limit = 0
+                    stack.append(value)
                 elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING / BINSTRING
                     w = 1 if op == 0x55 else 4
                     if pos + w > blen:
-                        need(w)
+                        buf, pos, blen, base = r.need(pos, w)
+                        limit = 0
                     n = buf[pos] if w == 1 else _unpack_from("<i", buf, pos)[0]
-                    pos += w
-                    stack.append(text(big("str", n, True), "latin-1"))
+                    value, buf, pos, blen, base = r.take(pos + w, n, "str", start)
+                    limit = 0
+                    stack.append(_text(value, "latin-1"))
                 elif op == 0x30:  # POP (pops a MARK when one sits on top, as _pickle.c does)
                     if marks and marks[-1] == len(stack):
                         marks.pop()
@@ -745,7 +862,7 @@ class PickleWalker:
                     else:
                         raise PickleError("pickle-stack-underflow", "POP on an empty stack")
                 elif op == 0x31:  # POP_MARK
-                    pop_mark()
+                    _pop_mark(stack, marks)
                 elif op == 0x32:  # DUP
                     if not stack:
                         raise PickleError("pickle-stack-underflow", "DUP on an empty stack")
@@ -753,50 +870,41 @@ class PickleWalker:
                 elif op == 0x8A or op == 0x8B:  # LONG1 / LONG4
                     w = 1 if op == 0x8A else 4
                     if pos + w > blen:
-                        need(w)
+                        buf, pos, blen, base = r.need(pos, w)
+                        limit = 0
                     n = buf[pos] if w == 1 else _unpack_from("<i", buf, pos)[0]
-                    pos += w
                     if n < 0:
                         raise PickleError("pickle-invalid", "negative LONG4 byte count")
-                    if n > 1024:
-                        stack.append(big("long", n, False))
-                    else:
-                        if pos + n > blen:
-                            need(n)
-                        stack.append(int.from_bytes(buf[pos : pos + n], "little", signed=True))
-                        pos += n
+                    value, buf, pos, blen, base = r.take(pos + w, n, "long", start)
+                    limit = 0
+                    stack.append(int.from_bytes(value, "little", signed=True)
+                                 if isinstance(value, bytes) and n <= 1024 else Opaque("int"))
                 elif op == 0x6C:  # LIST
-                    stack.append(Seq("list", pop_mark()))
+                    stack.append(Seq("list", _pop_mark(stack, marks)))
                 elif op == 0x64:  # DICT
-                    items = pop_mark()
                     d = Dct()
-                    for i in range(0, len(items) - 1, 2):
-                        d.set(items[i], items[i + 1])
+                    d.set_many(_pop_mark(stack, marks))
                     stack.append(d)
                 elif op == 0x8F:  # EMPTY_SET
                     stack.append(Seq("set"))
                 elif op == 0x90:  # ADDITEMS
-                    items = pop_mark()
+                    items = _pop_mark(stack, marks)
                     if not stack:
                         raise PickleError("pickle-stack-underflow", "ADDITEMS without a set")
                     target = stack[-1]
                     if type(target) is Seq:
                         target.extend(items)
                 elif op == 0x91:  # FROZENSET
-                    stack.append(Seq("frozenset", pop_mark()))
+                    stack.append(Seq("frozenset", _pop_mark(stack, marks)))
                 elif op == 0x6F:  # OBJ
-                    items = pop_mark()
+                    items = _pop_mark(stack, marks)
                     if not items:
                         raise PickleError("pickle-stack-underflow", "OBJ without a class")
-                    stack.append(self._called(items[0], tuple(items[1:]), here - start, "OBJ"))
-                elif op == 0x69:  # INST
-                    module = text(readline(), "utf-8")
-                    name = text(readline(), "utf-8")
-                    full = normalise_global(module, name)
-                    cls = self._use(full, here - start, "INST", f"{module} {name}")
-                    stack.append(self._called(cls, tuple(pop_mark()), here - start, "INST"))
+                    stack.append(self._called(items[0], tuple(items[1:]),
+                                              base + pos - 1 - start, "OBJ"))
                 elif op == 0x70 or op == 0x67:  # PUT / GET (text index)
-                    line = readline()
+                    line, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
                     try:
                         idx = int(line)
                     except ValueError:
@@ -804,43 +912,24 @@ class PickleWalker:
                     if op == 0x70:
                         if not stack:
                             raise PickleError("pickle-invalid", "PUT on an empty stack")
-                        memo[idx] = stack[-1]
+                        memo.put(idx, stack[-1])
                     else:
-                        try:
-                            stack.append(memo[idx])
-                        except KeyError:
-                            raise PickleError("pickle-memo-missing",
-                                              f"memo key {idx} read before it was set") from None
-                elif op == 0x49:  # INT
-                    line = readline()
-                    if line == b"00":
-                        stack.append(False)
-                    elif line == b"01":
-                        stack.append(True)
-                    else:
-                        try:
-                            stack.append(int(line, 0) if len(line) < 4300 else Opaque("int"))
-                        except ValueError:
-                            try:
-                                stack.append(int(line))
-                            except ValueError:
-                                raise PickleError("pickle-invalid", "INT argument is not a number") from None
-                elif op == 0x4C:  # LONG
-                    line = readline()
-                    if line.endswith(b"L"):
-                        line = line[:-1]
-                    try:
-                        stack.append(int(line, 0) if len(line) < 4300 else Opaque("int"))
-                    except ValueError:
-                        raise PickleError("pickle-invalid", "LONG argument is not a number") from None
+                        stack.append(memo.get(idx))
+                elif op == 0x49 or op == 0x4C:  # INT / LONG
+                    line, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
+                    stack.append(_text_int(line, op == 0x4C))
                 elif op == 0x46:  # FLOAT
-                    line = readline()
+                    line, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
                     try:
                         stack.append(float(line))
                     except ValueError:
                         raise PickleError("pickle-invalid", "FLOAT argument is not a number") from None
                 elif op == 0x53:  # STRING
-                    line = readline().rstrip()
+                    line, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
+                    line = line.rstrip()
                     if len(line) < 2 or line[0] != line[-1] or line[0] not in b"\"'":
                         raise PickleError("pickle-invalid", "STRING argument is not quoted")
                     try:
@@ -848,59 +937,71 @@ class PickleWalker:
                     except ValueError as exc:
                         raise PickleError("pickle-invalid", f"bad STRING escape: {exc}") from None
                 elif op == 0x56:  # UNICODE
-                    line = readline()
+                    line, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
                     try:
                         stack.append(line.decode("raw-unicode-escape"))
                     except UnicodeDecodeError as exc:
                         raise PickleError("pickle-invalid", f"bad UNICODE escape: {exc}") from None
                 elif op == 0x50:  # PERSID
-                    pid = text(readline(), "latin-1")
+                    line, buf, pos, blen, base = r.readline(pos)
+                    limit = 0
                     res.persistent_ids += 1
-                    stack.append(Call(Opaque("persistent_load"), (pid,)))
+                    stack.append(Call(Opaque("persistent_load"), (_text(line, "latin-1"),)))
                 elif op == 0x51:  # BINPERSID
                     if not stack:
                         raise PickleError("pickle-stack-underflow", "BINPERSID on an empty stack")
                     res.persistent_ids += 1
                     stack[-1] = Call(Opaque("persistent_load"), (stack[-1],))
                 elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1/2/4
-                    w = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                    w = 1 if op == 0x82 else (2 if op == 0x83 else 4)
                     if pos + w > blen:
-                        need(w)
+                        buf, pos, blen, base = r.need(pos, w)
+                        limit = 0
                     code = buf[pos] if w == 1 else _unpack_from("<H" if w == 2 else "<i", buf, pos)[0]
                     pos += w
                     res.ext_codes[code] = res.ext_codes.get(code, 0) + 1
                     stack.append(Opaque(f"extension code {code}"))
                 elif op == 0x97:  # NEXT_BUFFER
-                    self._anomaly("pickle-out-of-band-buffer", here - start,
+                    self._anomaly("pickle-out-of-band-buffer", base + pos - 1 - start,
                                   "NEXT_BUFFER needs out-of-band buffers a plain load lacks")
                     stack.append(Opaque("out-of-band buffer"))
                 elif op == 0x98:  # READONLY_BUFFER
                     if not stack:
                         raise PickleError("pickle-stack-underflow", "READONLY_BUFFER on empty stack")
                 else:
-                    pos -= 1
-                    r.pos = pos
+                    r.pos = pos - 1
                     raise PickleError("pickle-invalid", f"invalid opcode 0x{op:02x}")
-                if len(stack) > max_stack:
-                    raise PickleError("budget-stack", f"stack deeper than {max_stack}")
-                if len(memo) > max_memo:
-                    raise PickleError("budget-memo", f"memo larger than {max_memo}")
         except PickleError:
             res.opcodes = ops
             raise
         r.pos = pos
         res.opcodes = ops
         self.budget[0] = remaining - ops
-        if frame_end >= 0 and base + pos < frame_end:
-            self._anomaly("pickle-frame-straddle", here - start,
+        if len(stack) > max_stack or memo.size() > max_memo:
+            self._periodic(ops, remaining, len(stack), memo.size())
+        if frame_end != no_frame and base + pos < frame_end:
+            self._anomaly("pickle-frame-straddle", base + pos - 1 - start,
                           "STOP inside a FRAME that announces more bytes")
 
-    def _joblib_array(self, wrapper: Call, offset: int) -> None:
+    def _periodic(self, ops: int, remaining: int, stack: int, memo: int) -> None:
+        limits = self.limits
+        if ops > remaining:
+            self.budget[0] = 0
+            raise PickleError("budget-opcodes", f"more than {limits.max_opcodes} opcodes")
+        if stack > limits.max_stack:
+            raise PickleError("budget-stack", f"stack deeper than {limits.max_stack}")
+        if memo > limits.max_memo:
+            raise PickleError("budget-memo", f"memo larger than {limits.max_memo}")
+        if self.deadline.expired():
+            raise PickleError("budget-time", f"more than {self.deadline.seconds:.0f}s to walk")
+
+    def _joblib_array(self, wrapper: Call) -> None:
         """Skip the raw buffer ``joblib.load`` reads right after a NumpyArrayWrapper BUILD."""
         r = self.r
         state = wrapper.state
         self.res.joblib_arrays += 1
-        if type(state) is not Dct:
+        if type(state) is not Dct or state.items is None:
             raise PickleError("joblib-array-unknown", "NumpyArrayWrapper state is not a dict")
         items = state.items
         shape = items.get("shape")
