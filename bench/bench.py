@@ -28,7 +28,7 @@ DATA = HERE / "data"
 GiB = 1 << 30
 
 
-def make_inputs(small: bool) -> dict[str, Path]:
+def make_inputs(small: bool) -> None:
     DATA.mkdir(exist_ok=True)
     inputs: dict[str, Path] = {}
     tiny = DATA / "tiny.pkl"
@@ -57,10 +57,27 @@ def make_inputs(small: bool) -> dict[str, Path]:
     dense = DATA / f"dicts-{dicts}.pkl"
     if not dense.exists():
         with open(dense, "wb") as f:
-            pickle.dump([{"id": i, "name": f"n{i}", "score": i * 0.5, "tags": [i, i + 1]}
-                         for i in range(dicts)], f, protocol=4)
+            pickle.dump(
+                [
+                    {"id": i, "name": f"n{i}", "score": i * 0.5, "tags": [i, i + 1]}
+                    for i in range(dicts)
+                ],
+                f,
+                protocol=4,
+            )
     inputs[f"{dense.stat().st_size >> 20} MiB pickle of {dicts:,} small dicts"] = dense
-    return inputs
+
+
+def input_paths(small: bool) -> dict[str, Path]:
+    size = (64 << 20) if small else GiB
+    dicts = 300_000 if small else 3_000_000
+    dense = DATA / f"dicts-{dicts}.pkl"
+    return {
+        "tiny pickle (pre-commit feel)": DATA / "tiny.pkl",
+        f"{size >> 20} MiB torch zip checkpoint": DATA / f"checkpoint-{size >> 20}MiB.pt",
+        f"{size >> 20} MiB protocol-5 pickle of numpy arrays": DATA / f"arrays-{size >> 20}MiB.pkl",
+        f"{dense.stat().st_size >> 20} MiB pickle of {dicts:,} small dicts": dense,
+    }
 
 
 def run(cmd: list[str]) -> tuple[float, int, int]:
@@ -72,15 +89,25 @@ def run(cmd: list[str]) -> tuple[float, int, int]:
 
 
 def bytes_read(path: Path) -> int:
-    code = ("import sys; from modelscan_lite import scan; from modelscan_lite.config import "
-            "Config; scan([sys.argv[1]], Config(jobs=1)); "
-            "print([l for l in open('/proc/self/io') if l.startswith('rchar')][0].split()[1])")
-    base = ("import modelscan_lite.scanner, modelscan_lite.engine, modelscan_lite.formats.sniff;"
-            "print([l for l in open('/proc/self/io') if l.startswith('rchar')][0].split()[1])")
-    full = int(subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
-                              text=True, check=True).stdout.split()[-1])
-    idle = int(subprocess.run([sys.executable, "-c", base], capture_output=True, text=True,
-                              check=True).stdout.split()[-1])
+    code = (
+        "import sys; from modelscan_lite import scan; from modelscan_lite.config import "
+        "Config; scan([sys.argv[1]], Config(jobs=1)); "
+        "print([l for l in open('/proc/self/io') if l.startswith('rchar')][0].split()[1])"
+    )
+    base = (
+        "import modelscan_lite.scanner, modelscan_lite.engine, modelscan_lite.formats.sniff;"
+        "print([l for l in open('/proc/self/io') if l.startswith('rchar')][0].split()[1])"
+    )
+    full = int(
+        subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
+    idle = int(
+        subprocess.run(
+            [sys.executable, "-c", base], capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    )
     return max(0, full - idle)
 
 
@@ -96,14 +123,23 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--small", action="store_true", help="64 MiB inputs instead of 1 GiB")
     ap.add_argument("--write-readme", action="store_true")
+    ap.add_argument("--make-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    inputs = make_inputs(args.small)
+    if args.make_only:
+        make_inputs(args.small)
+        return
+    # Build the inputs in a child: this process must stay small, because forked children
+    # inherit its peak RSS in ru_maxrss (torch and numpy would inflate every measurement).
+    subprocess.run(
+        [sys.executable, __file__, "--make-only", *(["--small"] if args.small else [])], check=True
+    )
+    inputs = input_paths(args.small)
     results: dict[str, dict[str, dict[str, float]]] = {}
     for label, path in inputs.items():
         results[label] = {}
         for tool, cmd in tools().items():
-            run(cmd + [str(path)])  # warm the page cache and the rules cache
-            runs = [run(cmd + [str(path)]) for _ in range(args.repeat)]
+            run([*cmd, str(path)])  # warm the page cache and the rules cache
+            runs = [run([*cmd, str(path)]) for _ in range(args.repeat)]
             results[label][tool] = {
                 "median_s": round(statistics.median(r[0] for r in runs), 3),
                 "max_rss_mib": round(max(r[1] for r in runs) / 1024, 1),
@@ -112,10 +148,15 @@ def main() -> None:
             print(f"{label:55s} {tool:15s} {results[label][tool]}", flush=True)
     ckpt = next(p for k, p in inputs.items() if "checkpoint" in k)
     read = bytes_read(ckpt)
-    doc = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                       "platform": platform.platform()},
-           "results": results,
-           "checkpoint_bytes_read": {"file_bytes": ckpt.stat().st_size, "read_bytes": read}}
+    doc = {
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "results": results,
+        "checkpoint_bytes_read": {"file_bytes": ckpt.stat().st_size, "read_bytes": read},
+    }
     print(f"checkpoint: read {read:,} of {ckpt.stat().st_size:,} bytes")
     out = HERE / ("results-small.json" if args.small else "results.json")
     out.write_text(json.dumps(doc, indent=2) + "\n")
@@ -129,14 +170,15 @@ def write_readme(doc: dict) -> None:  # type: ignore[type-arg]
         ours = per_tool["modelscan-lite"]
         theirs = per_tool.get("picklescan")
         cell = f"{ours['median_s']:.3f} s, {ours['max_rss_mib']:.0f} MiB"
-        other = (f"{theirs['median_s']:.3f} s, {theirs['max_rss_mib']:.0f} MiB"
-                 if theirs else "n/a")
+        other = f"{theirs['median_s']:.3f} s, {theirs['max_rss_mib']:.0f} MiB" if theirs else "n/a"
         ratio = f"{ours['median_s'] / theirs['median_s']:.2f}x" if theirs else ""
         lines.append(f"| {label} | {cell} | {other} | {ratio} |")
     cr = doc["checkpoint_bytes_read"]
     lines.append("")
-    lines.append(f"Checkpoint scan read {cr['read_bytes']:,} of its {cr['file_bytes']:,} bytes "
-                 "(the pickle member and headers only).")
+    lines.append(
+        f"Checkpoint scan read {cr['read_bytes']:,} of its {cr['file_bytes']:,} bytes "
+        "(the pickle member and headers only)."
+    )
     readme = ROOT / "README.md"
     text = readme.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"

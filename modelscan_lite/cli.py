@@ -8,6 +8,7 @@ progress and diagnostics go to stderr.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -41,20 +42,29 @@ def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
 @app.command()
 def scan(
     paths: Annotated[list[Path], typer.Argument(help="Files or directories to scan.")],
-    output_format: Annotated[str, typer.Option("--format", "-f",
-                                               help="text, json or sarif.")] = "text",
-    output: Annotated[Path | None, typer.Option("--output", "-o",
-                                                help="Write the report to FILE.")] = None,
-    fail_on: Annotated[str | None, typer.Option(
-        help="low, medium, high, critical or never (default: medium).")] = None,
-    select: Annotated[list[str] | None, typer.Option(
-        help="Only these rule IDs or prefixes (comma-separated, repeatable).")] = None,
-    ignore: Annotated[list[str] | None, typer.Option(
-        help="Skip these rule IDs or prefixes (comma-separated, repeatable).")] = None,
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=0,
-                                             help="Parallel workers (0: one per core).")] = None,
-    config: Annotated[Path | None, typer.Option(
-        help="A pyproject.toml to read [tool.modelscan-lite] from.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", "-f", help="text, json or sarif.")
+    ] = "text",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report to FILE.")
+    ] = None,
+    fail_on: Annotated[
+        str | None, typer.Option(help="low, medium, high, critical or never (default: medium).")
+    ] = None,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these rule IDs or prefixes (comma-separated, repeatable)."),
+    ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(help="Skip these rule IDs or prefixes (comma-separated, repeatable)."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", min=0, help="Parallel workers (0: one per core).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A pyproject.toml to read [tool.modelscan-lite] from.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
 ) -> None:
     """Scan model files (and archives, and directories of them) without loading them."""
@@ -69,7 +79,9 @@ def scan(
         cfg = load_config(config)
         cfg = cfg.merged(
             fail_on=parse_fail_on(fail_on) if fail_on is not None else None,
-            select=_split_ids(select), ignore=_split_ids(ignore), jobs=jobs,
+            select=_split_ids(select),
+            ignore=_split_ids(ignore),
+            jobs=jobs,
         )
         if fail_on is not None and fail_on.strip().lower() == "never":
             from dataclasses import replace
@@ -97,7 +109,7 @@ def scan(
     raise typer.Exit(EXIT_OK)
 
 
-def _progress_printer():  # type: ignore[no-untyped-def]
+def _progress_printer() -> Callable[[int, int], None]:
     def show(done: int, total: int) -> None:
         if total >= 20:
             end = "\n" if done == total else ""

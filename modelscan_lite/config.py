@@ -80,11 +80,14 @@ def from_table(table: dict[str, Any], source: str) -> Config:
         ppi = table["per-path-ignores"]
         if not isinstance(ppi, dict):
             raise ConfigError(f"{source}: per-path-ignores must be a table of glob = [IDs]")
-        cfg = replace(cfg, per_path_ignores=tuple(
-            (k, _str_list(v, f"per-path-ignores.{k}", source)) for k, v in ppi.items()))
+        cfg = replace(
+            cfg,
+            per_path_ignores=tuple(
+                (k, _str_list(v, f"per-path-ignores.{k}", source)) for k, v in ppi.items()
+            ),
+        )
     if "allow-globals" in table:
-        cfg = replace(cfg, allow_globals=_str_list(table["allow-globals"], "allow-globals",
-                                                   source))
+        cfg = replace(cfg, allow_globals=_str_list(table["allow-globals"], "allow-globals", source))
     if "jobs" in table:
         if not isinstance(table["jobs"], int) or table["jobs"] < 0:
             raise ConfigError(f"{source}: jobs must be a whole number >= 0")

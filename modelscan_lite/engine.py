@@ -28,8 +28,17 @@ from .model import Fact, Finding, Location, Severity
 
 RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
 RULE_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-FAMILY_DIRS = {"P": "pickle", "A": "archive", "S": "safetensors", "G": "gguf", "O": "onnx",
-               "H": "hf-repo", "J": "template", "D": "dynamic", "X": "scanner"}
+FAMILY_DIRS = {
+    "P": "pickle",
+    "A": "archive",
+    "S": "safetensors",
+    "G": "gguf",
+    "O": "onnx",
+    "H": "hf-repo",
+    "J": "template",
+    "D": "dynamic",
+    "X": "scanner",
+}
 REQUIRED = ("id", "name", "severity", "formats", "match", "message", "since", "doc")
 DOC_FIELDS = ("what", "why", "example", "fix", "known-problems")
 
@@ -75,10 +84,16 @@ class GlobSet:
 
     def __init__(self, patterns: Sequence[str]) -> None:
         self.exact = frozenset(p for p in patterns if "*" not in p and "?" not in p)
-        self.prefixes = tuple(p[:-2] for p in patterns if p.endswith(".**")
-                              and "*" not in p[:-3] and "?" not in p[:-3])
-        self._wild = tuple(p for p in patterns if p not in self.exact
-                           and not (p.endswith(".**") and p[:-2] in self.prefixes))
+        self.prefixes = tuple(
+            p[:-2]
+            for p in patterns
+            if p.endswith(".**") and "*" not in p[:-3] and "?" not in p[:-3]
+        )
+        self._wild = tuple(
+            p
+            for p in patterns
+            if p not in self.exact and not (p.endswith(".**") and p[:-2] in self.prefixes)
+        )
         self._rx: re.Pattern[str] | None = None
 
     def match(self, value: str) -> bool:
@@ -87,8 +102,7 @@ class GlobSet:
         if not self._wild:
             return False
         if self._rx is None:
-            self._rx = re.compile("(?:" + "|".join(glob_to_regex(p) for p in self._wild)
-                                  + r")\Z")
+            self._rx = re.compile("(?:" + "|".join(glob_to_regex(p) for p in self._wild) + r")\Z")
         return self._rx.match(value) is not None
 
 
@@ -170,8 +184,10 @@ class Rule:
 
     def allows(self, value: str) -> bool:
         """True when ``value`` is on this rule's allowlist (its ``not-glob``/``not-regex``)."""
-        return bool((self.not_glob is not None and self.not_glob.match(value))
-                    or (self.not_regex is not None and self.not_regex.search(value)))
+        return bool(
+            (self.not_glob is not None and self.not_glob.match(value))
+            or (self.not_regex is not None and self.not_regex.search(value))
+        )
 
     def with_allowlist(self, extra: Sequence[str]) -> Rule:
         """A copy whose ``not-glob`` also exempts ``extra`` (user-allowlisted globals)."""
@@ -209,8 +225,18 @@ def parse_rule(data: Any, source: str) -> Rule:
     match = data["match"]
     if not isinstance(match, dict) or "kind" not in match:
         raise RuleError(f"{source}: match needs a kind")
-    known = {"kind", "in", "not-in", "glob", "not-glob", "regex", "not-regex", "suffixes",
-             "not-matched-by", "not-allowlisted-by"}
+    known = {
+        "kind",
+        "in",
+        "not-in",
+        "glob",
+        "not-glob",
+        "regex",
+        "not-regex",
+        "suffixes",
+        "not-matched-by",
+        "not-allowlisted-by",
+    }
     unknown = set(match) - known
     if unknown:
         raise RuleError(f"{source}: unknown match keys {sorted(unknown)}")
@@ -226,18 +252,28 @@ def parse_rule(data: Any, source: str) -> Rule:
         raise RuleError(f"{source}: {exc}") from None
     not_glob = _as_list(match.get("not-glob"))
     return Rule(
-        id=rid, name=name, severity=severity, formats=tuple(_as_list(data["formats"])),
-        kinds=frozenset(_as_list(match["kind"])), message=str(data["message"]),
-        since=str(data["since"]), doc={k: str(v).strip() for k, v in doc.items()},
-        cwe=tuple(_as_list(data.get("cwe"))), references=tuple(_as_list(data.get("references"))),
+        id=rid,
+        name=name,
+        severity=severity,
+        formats=tuple(_as_list(data["formats"])),
+        kinds=frozenset(_as_list(match["kind"])),
+        message=str(data["message"]),
+        since=str(data["since"]),
+        doc={k: str(v).strip() for k, v in doc.items()},
+        cwe=tuple(_as_list(data.get("cwe"))),
+        references=tuple(_as_list(data.get("references"))),
         values_in=frozenset(_as_list(match["in"])) if "in" in match else None,
         values_not_in=frozenset(_as_list(match.get("not-in"))),
         glob=_compile_globs(_as_list(match.get("glob"))),
-        not_glob=_compile_globs(not_glob), regex=regex, not_regex=not_regex,
+        not_glob=_compile_globs(not_glob),
+        regex=regex,
+        not_regex=not_regex,
         suffixes=bool(match.get("suffixes", False)),
         not_matched_by=tuple(_as_list(match.get("not-matched-by"))),
         not_allowlisted_by=match.get("not-allowlisted-by"),
-        allowlist=tuple(not_glob), source=source, raw=data,
+        allowlist=tuple(not_glob),
+        source=source,
+        raw=data,
     )
 
 
@@ -285,7 +321,7 @@ def _parsed_rule_data(texts: list[tuple[str, str]], digest: str) -> list[Any]:
     for rel, text in texts:
         try:
             out.append(_yaml_load(text))
-        except Exception as exc:  # noqa: BLE001 - any YAML error names the file
+        except Exception as exc:
             raise RuleError(f"{rel}: not valid YAML: {exc}") from None
     if cache is not None:
         try:
@@ -315,8 +351,9 @@ def load_rules(directory: str | None = None) -> RuleSet:
         if path.name != f"{rule.id}-{rule.name}.yaml":
             raise RuleError(f"{rel}: file name must be {rule.id}-{rule.name}.yaml")
         if path.parent.name != FAMILY_DIRS[rule.family]:
-            raise RuleError(f"{rel}: family {rule.family} rules live in "
-                            f"{FAMILY_DIRS[rule.family]}/")
+            raise RuleError(
+                f"{rel}: family {rule.family} rules live in {FAMILY_DIRS[rule.family]}/"
+            )
         rules.append(rule)
     ids = [r.id for r in rules]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
@@ -368,24 +405,31 @@ class Policy:
     allowlists: dict[str, Rule] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, ruleset: RuleSet, select: Iterable[str] = (), ignore: Iterable[str] = (),
-              severity: dict[str, Severity] | None = None,
-              extra_allowlist: Sequence[str] = (),
-              per_path_ignore: Sequence[tuple[str, Sequence[str]]] = ()) -> Policy:
+    def build(
+        cls,
+        ruleset: RuleSet,
+        select: Iterable[str] = (),
+        ignore: Iterable[str] = (),
+        severity: dict[str, Severity] | None = None,
+        extra_allowlist: Sequence[str] = (),
+        per_path_ignore: Sequence[tuple[str, Sequence[str]]] = (),
+    ) -> Policy:
         sel = [s.upper() for s in select]
         ign = [s.upper() for s in ignore]
         chosen = []
-        allowlists = {r.id: r.with_allowlist(extra_allowlist) for r in ruleset.rules
-                      if r.allowlist}
+        allowlists = {r.id: r.with_allowlist(extra_allowlist) for r in ruleset.rules if r.allowlist}
         for r in ruleset.rules:
             if sel and not any(r.id.startswith(s) for s in sel):
                 continue
             if any(r.id.startswith(s) for s in ign):
                 continue
             chosen.append(allowlists.get(r.id, r))
-        return cls(tuple(chosen), dict(severity or {}),
-                   tuple((p, frozenset(i.upper() for i in ids)) for p, ids in per_path_ignore),
-                   allowlists)
+        return cls(
+            tuple(chosen),
+            dict(severity or {}),
+            tuple((p, frozenset(i.upper() for i in ids)) for p, ids in per_path_ignore),
+            allowlists,
+        )
 
     def matching_rules(self, fact: Fact) -> list[Rule]:
         hits: dict[str, Rule] = {}
@@ -409,16 +453,27 @@ class Policy:
                 if fp in seen:
                     continue
                 seen.add(fp)
-                out.append(Finding(rule.id, rule.name, self.severity.get(rule.id, rule.severity),
-                                   render_message(rule, fact), fact.location, fp, fact.evidence))
+                out.append(
+                    Finding(
+                        rule.id,
+                        rule.name,
+                        self.severity.get(rule.id, rule.severity),
+                        render_message(rule, fact),
+                        fact.location,
+                        fp,
+                        fact.evidence,
+                    )
+                )
         out.sort(key=lambda f: (-f.severity, f.location.member or "", f.rule))
         return out
 
     def _ignored(self, rule_id: str, path: str) -> bool:
         from fnmatch import fnmatch
 
-        return any(fnmatch(path, pat) and any(rule_id.startswith(i) for i in ids)
-                   for pat, ids in self.per_path_ignore)
+        return any(
+            fnmatch(path, pat) and any(rule_id.startswith(i) for i in ids)
+            for pat, ids in self.per_path_ignore
+        )
 
     def would_flag(self, names: Iterable[str]) -> bool:
         """True when a ``pickle.global`` with any of these names gives a finding."""

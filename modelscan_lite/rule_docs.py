@@ -6,9 +6,17 @@ from __future__ import annotations
 
 from .engine import FAMILY_DIRS, Rule, RuleSet
 
-FAMILY_TITLES = {"P": "Pickle streams", "A": "Archives and containers", "S": "safetensors",
-                 "G": "GGUF", "O": "ONNX", "H": "Hugging Face repos", "J": "Chat templates",
-                 "D": "Dynamic (sandbox)", "X": "Scanner level"}
+FAMILY_TITLES = {
+    "P": "Pickle streams",
+    "A": "Archives and containers",
+    "S": "safetensors",
+    "G": "GGUF",
+    "O": "ONNX",
+    "H": "Hugging Face repos",
+    "J": "Chat templates",
+    "D": "Dynamic (sandbox)",
+    "X": "Scanner level",
+}
 
 
 def render_rule(rule: Rule, heading: str = "#") -> str:
@@ -50,8 +58,10 @@ def render_readme(ruleset: RuleSet) -> str:
         "|---|---|---|---|",
     ]
     for r in ruleset.rules:
-        out.append(f"| [{r.id}](#{r.id.lower()}-{r.name}) | {r.name} | {r.severity.label} | "
-                   f"{FAMILY_TITLES[r.family]} |")
+        out.append(
+            f"| [{r.id}](#{r.id.lower()}-{r.name}) | {r.name} | {r.severity.label} | "
+            f"{FAMILY_TITLES[r.family]} |"
+        )
     out.append("")
     for fam in FAMILY_DIRS:
         rules = [r for r in ruleset.rules if r.family == fam]

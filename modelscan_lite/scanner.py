@@ -30,9 +30,14 @@ _config: Config | None = None
 
 def build_policy(config: Config) -> Policy:
     ruleset = load_rules()
-    return Policy.build(ruleset, config.select, config.ignore, config.severity,
-                        config.allow_globals,
-                        [(p, ids) for p, ids in config.per_path_ignores])
+    return Policy.build(
+        ruleset,
+        config.select,
+        config.ignore,
+        config.severity,
+        config.allow_globals,
+        [(p, ids) for p, ids in config.per_path_ignores],
+    )
 
 
 def iter_files(paths: Sequence[str], errors: list[str]) -> Iterator[str]:
@@ -67,9 +72,12 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
     """Scan one file on disk; never raises for anything the file contains."""
     started = time.perf_counter()
     limits = config.limits
-    ctx = Context(limits, Deadline(limits.max_seconds),
-                  DecompressBudget(limits.max_decompressed, limits.max_ratio),
-                  wants_evidence=policy.would_flag)
+    ctx = Context(
+        limits,
+        Deadline(limits.max_seconds),
+        DecompressBudget(limits.max_decompressed, limits.max_ratio),
+        wants_evidence=policy.would_flag,
+    )
     where = Location(path)
     size = 0
     try:
@@ -77,23 +85,34 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
             size = os.fstat(f.fileno()).st_size
             dispatch_file(f, 0, size, where, ctx, path)
     except OSError as exc:
-        return ArtifactResult(path, "unknown", size, error=f"cannot read: {exc.strerror or exc}",
-                              seconds=time.perf_counter() - started)
+        return ArtifactResult(
+            path,
+            "unknown",
+            size,
+            error=f"cannot read: {exc.strerror or exc}",
+            seconds=time.perf_counter() - started,
+        )
     except RecursionError:
         ctx.anomaly("internal-error", where, "nesting too deep for the scanner")
-    except Exception as exc:  # noqa: BLE001 - a parser bug must not hide other findings
+    except Exception as exc:
         ctx.anomaly("internal-error", where, f"{type(exc).__name__}: {exc}")
-    if any(f.kind == "pickle.global" and f.value == "joblib.numpy_pickle.NumpyArrayWrapper"
-           for f in ctx.facts):
+    if any(
+        f.kind == "pickle.global" and f.value == "joblib.numpy_pickle.NumpyArrayWrapper"
+        for f in ctx.facts
+    ):
         ctx.formats.append("joblib")
     fmt = _primary_format(ctx.formats)
     findings = tuple(policy.findings(ctx.facts))
     skipped = None
     if fmt in ("text", "unknown") and not findings:
-        skipped = ("text file, not a model format" if fmt == "text"
-                   else "unrecognised binary content, not a model format")
-    return ArtifactResult(path, fmt, size, findings, skipped=skipped,
-                          seconds=time.perf_counter() - started)
+        skipped = (
+            "text file, not a model format"
+            if fmt == "text"
+            else "unrecognised binary content, not a model format"
+        )
+    return ArtifactResult(
+        path, fmt, size, findings, skipped=skipped, seconds=time.perf_counter() - started
+    )
 
 
 def _init_worker(config: Config) -> None:
@@ -107,8 +126,9 @@ def _scan_in_worker(path: str) -> ArtifactResult:
     return scan_file(path, _policy, _config)
 
 
-def scan_paths(paths: Sequence[str], config: Config,
-               progress: Callable[[int, int], None] | None = None) -> Report:
+def scan_paths(
+    paths: Sequence[str], config: Config, progress: Callable[[int, int], None] | None = None
+) -> Report:
     started = time.perf_counter()
     errors: list[str] = []
     files = list(dict.fromkeys(iter_files(paths, errors)))
@@ -117,15 +137,17 @@ def scan_paths(paths: Sequence[str], config: Config,
     jobs = config.jobs or os.cpu_count() or 1
     results: list[ArtifactResult] = []
     if jobs > 1 and len(files) >= POOL_MIN_FILES:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        ctx_kw = {}
-        if sys.platform.startswith("linux"):
-            import multiprocessing
-
-            ctx_kw["mp_context"] = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=min(jobs, len(files)), initializer=_init_worker,
-                                 initargs=(config,), **ctx_kw) as pool:
+        # fork on Linux: workers start in milliseconds and inherit the loaded rules
+        mp = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+        with ProcessPoolExecutor(
+            max_workers=min(jobs, len(files)),
+            mp_context=mp,
+            initializer=_init_worker,
+            initargs=(config,),
+        ) as pool:
             for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4), 1):
                 results.append(res)
                 if progress:
@@ -137,8 +159,11 @@ def scan_paths(paths: Sequence[str], config: Config,
                 progress(i, len(files))
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
     return Report(
-        tool_version=__version__, rules_version=ruleset.version,
-        active_rules=tuple(r.id for r in policy.rules), fail_on=config.fail_on,
-        artifacts=tuple(results), errors=tuple(errors),
+        tool_version=__version__,
+        rules_version=ruleset.version,
+        active_rules=tuple(r.id for r in policy.rules),
+        fail_on=config.fail_on,
+        artifacts=tuple(results),
+        errors=tuple(errors),
         seconds=time.perf_counter() - started,
     )

@@ -38,26 +38,42 @@ def _trip(name: str):  # type: ignore[no-untyped-def]
 def no_load_tripwire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     if "sandbox" in request.node.nodeid.split("::")[0]:
         return
-    for mod, attrs in ((pickle, ("load", "loads", "Unpickler", "_load", "_loads")),
-                       (_pickle, ("load", "loads", "Unpickler"))):
+    for mod, attrs in (
+        (pickle, ("load", "loads", "Unpickler", "_load", "_loads")),
+        (_pickle, ("load", "loads", "Unpickler")),
+    ):
         for attr in attrs:
             if hasattr(mod, attr):
                 monkeypatch.setattr(mod, attr, _trip(f"{mod.__name__}.{attr}"))
-    for modname, attr in (("torch", "load"), ("torch.serialization", "load"),
-                          ("joblib", "load"), ("numpy", "load"), ("dill", "load"),
-                          ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads")):
+    for modname, attr in (
+        ("torch", "load"),
+        ("torch.serialization", "load"),
+        ("joblib", "load"),
+        ("numpy", "load"),
+        ("dill", "load"),
+        ("dill", "loads"),
+        ("cloudpickle", "load"),
+        ("cloudpickle", "loads"),
+    ):
         mod = sys.modules.get(modname)
         if mod is not None and hasattr(mod, attr):
             monkeypatch.setattr(mod, attr, _trip(f"{modname}.{attr}"))
 
 
-def run_cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point in a subprocess (no tripwire there: it is checked
     by the in-process tests and the static no-load test)."""
     full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "modelscan_lite", *args], cwd=cwd,
-                          capture_output=True, text=True, env=full_env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "modelscan_lite", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+    )
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ def scan(path: str | Path, *, limits: Limits | None = None, **cfg: object) -> Ar
     return scan_file(str(path), build_policy(config), config)
 
 
-def scan_bytes(tmp_path: Path, data: bytes, name: str = "sample.pkl",
-               limits: Limits | None = None) -> ArtifactResult:
+def scan_bytes(
+    tmp_path: Path, data: bytes, name: str = "sample.pkl", limits: Limits | None = None
+) -> ArtifactResult:
     target = tmp_path / name
     target.write_bytes(data)
     return scan(target, limits=limits)
@@ -28,10 +29,15 @@ def rules_of(result: ArtifactResult) -> set[str]:
 
 
 def find(result: ArtifactResult, rule: str, member: str | None = None) -> Finding:
-    hits = [f for f in result.findings if f.rule == rule
-            and (member is None or f.location.member == member)]
-    assert hits, (f"expected {rule} at member {member!r}; got "
-                  f"{[(f.rule, f.location.member, f.message) for f in result.findings]}")
+    hits = [
+        f
+        for f in result.findings
+        if f.rule == rule and (member is None or f.location.member == member)
+    ]
+    assert hits, (
+        f"expected {rule} at member {member!r}; got "
+        f"{[(f.rule, f.location.member, f.message) for f in result.findings]}"
+    )
     return hits[0]
 
 

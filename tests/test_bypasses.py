@@ -125,24 +125,23 @@ def test_CVE_2025_10157_asyncio_subprocess(tmp_path: Path) -> None:
 
 
 def test_CVE_2025_10156_crc_mismatch_still_scanned(tmp_path: Path) -> None:
-    bad = patch_zip_entry(torch_zip(torch_members(payload_system())), "archive/data.pkl",
-                          break_crc)
+    bad = patch_zip_entry(torch_zip(torch_members(payload_system())), "archive/data.pkl", break_crc)
     result = scan_bytes(tmp_path, bad, "model.pt")
     find(result, "P101", "archive/data.pkl")
     find(result, "A204", "archive/data.pkl")
 
 
 def test_CVE_2025_1945_flag_bits_still_scanned(tmp_path: Path) -> None:
-    bad = patch_zip_entry(torch_zip(torch_members(payload_system())), "archive/data.pkl",
-                          set_flag)
+    bad = patch_zip_entry(torch_zip(torch_members(payload_system())), "archive/data.pkl", set_flag)
     result = scan_bytes(tmp_path, bad, "model.pt")
     find(result, "P101", "archive/data.pkl")
     assert "encrypted" in find(result, "A204", "archive/data.pkl").message
 
 
 def test_CVE_2025_1944_local_central_name_mismatch(tmp_path: Path) -> None:
-    bad = patch_zip_entry(torch_zip(torch_members(payload_system())), "archive/data.pkl",
-                          rename_local)
+    bad = patch_zip_entry(
+        torch_zip(torch_members(payload_system())), "archive/data.pkl", rename_local
+    )
     result = scan_bytes(tmp_path, bad, "model.pt")
     find(result, "P101", "archive/data.pkl")
     assert "archive/data.pkX" in find(result, "A204").message
@@ -188,7 +187,7 @@ def test_legacy_five_stacked_pickles_payload_in_fourth(tmp_path: Path) -> None:
 
 
 def test_protectai_modelscan_85_stash_strings_then_memo(tmp_path: Path) -> None:
-    data = (Path(__file__).parent.parent / "samples/P101/bad-stash-in-dict-then-memo.pkl")
+    data = Path(__file__).parent.parent / "samples/P101/bad-stash-in-dict-then-memo.pkl"
     assert "os.system" in find(scan(data), "P101").message
 
 
@@ -205,16 +204,21 @@ def test_nullifai_payload_then_broken_stream_in_7z(tmp_path: Path) -> None:
 
 def test_cpython_frame_straddle_differential(tmp_path: Path) -> None:
     hidden = U("h" * 30)
-    data = (b"\x80\x04\x95" + struct.pack("<Q", 3) + b"}" + hidden + b"N" + b"s" + b".")
+    data = b"\x80\x04\x95" + struct.pack("<Q", 3) + b"}" + hidden + b"N" + b"s" + b"."
     result = scan_bytes(tmp_path, data)
     find(result, "P202")
 
 
-@pytest.mark.parametrize("opcode_sample", [
-    b"\x80\x02F1.5\n.", b"\x80\x05\x96" + struct.pack("<Q", 3) + b"abc.",
-])
-def test_opcodes_other_scanners_lack_do_not_stop_the_walk(tmp_path: Path,
-                                                          opcode_sample: bytes) -> None:
+@pytest.mark.parametrize(
+    "opcode_sample",
+    [
+        b"\x80\x02F1.5\n.",
+        b"\x80\x05\x96" + struct.pack("<Q", 3) + b"abc.",
+    ],
+)
+def test_opcodes_other_scanners_lack_do_not_stop_the_walk(
+    tmp_path: Path, opcode_sample: bytes
+) -> None:
     data = opcode_sample[:-1] + b"0" + call("posix", "system", U("x")) + b"."
     assert "P101" in rules_of(scan_bytes(tmp_path, data))
 
@@ -222,8 +226,7 @@ def test_opcodes_other_scanners_lack_do_not_stop_the_walk(tmp_path: Path,
 def test_joblib_payload_after_inline_buffer(tmp_path: Path) -> None:
     from samples.make_samples import SETITEMS, STOP, joblib_array
 
-    data = joblib_array(1000, "f8", then=U("b") + call("posix", "system", U("x")) + SETITEMS
-                        + STOP)
+    data = joblib_array(1000, "f8", then=U("b") + call("posix", "system", U("x")) + SETITEMS + STOP)
     result = scan_bytes(tmp_path, data, "model.joblib")
     find(result, "P101")
     assert "X901" not in rules_of(result)
@@ -236,15 +239,20 @@ def test_compressed_wrappers_are_opened_by_content(tmp_path: Path, codec: str) -
     import lzma
     import zlib
 
-    pack = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress,
-            "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
-            "zlib": zlib.compress}[codec]
+    pack = {
+        "gzip": gzip.compress,
+        "bz2": bz2.compress,
+        "xz": lzma.compress,
+        "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE),
+        "zlib": zlib.compress,
+    }[codec]
     result = scan_bytes(tmp_path, pack(payload_system()), "model.joblib")
     find(result, "P101", f"<{codec}>")
 
 
-@pytest.mark.parametrize("name", ["weights.model", "weights", "weights.npy",
-                                  "weights.safetensors", "weights.txt"])
+@pytest.mark.parametrize(
+    "name", ["weights.model", "weights", "weights.npy", "weights.safetensors", "weights.txt"]
+)
 def test_extension_lies(tmp_path: Path, name: str) -> None:
     result = scan_bytes(tmp_path, payload_system(), name)
     find(result, "P101")
@@ -268,10 +276,12 @@ def test_zip_bomb_member_stops_at_budget(tmp_path: Path) -> None:
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("a.pkl", b"\x80\x04\x8e" + struct.pack("<Q", 40 << 20) + b"\0" * (40 << 20)
-                    + b"N.")
-    result = scan_bytes(tmp_path, buf.getvalue(), "bomb.zip",
-                        limits=Limits(max_decompressed=8 << 20))
+        zf.writestr(
+            "a.pkl", b"\x80\x04\x8e" + struct.pack("<Q", 40 << 20) + b"\0" * (40 << 20) + b"N."
+        )
+    result = scan_bytes(
+        tmp_path, buf.getvalue(), "bomb.zip", limits=Limits(max_decompressed=8 << 20)
+    )
     find(result, "A301", "a.pkl")
 
 

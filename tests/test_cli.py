@@ -12,15 +12,22 @@ import pytest
 
 from .conftest import ROOT, SNAPSHOTS
 
-SNAP_SAMPLES = ["samples/P101/bad-torch-zip.pt", "samples/A204/bad-crc-mismatch.pt",
-                "samples/P201/bad-payload-then-invalid-opcode.pkl",
-                "samples/A203/ok-pickle-named.pkl", "samples/X201/ok-readme.md"]
+SNAP_SAMPLES = [
+    "samples/P101/bad-torch-zip.pt",
+    "samples/A204/bad-crc-mismatch.pt",
+    "samples/P201/bad-payload-then-invalid-opcode.pkl",
+    "samples/A203/ok-pickle-named.pkl",
+    "samples/X201/ok-readme.md",
+]
 
 
 def _normalise(text: str) -> str:
     text = re.sub(r"\d+\.\d\ds\b", "N.NNs", text)
-    return re.sub(r'"rules_version": "[0-9a-f]+"', '"rules_version": "X"',
-                  re.sub(r"rules [0-9a-f]{12}", "rules X", text))
+    return re.sub(
+        r'"rules_version": "[0-9a-f]+"',
+        '"rules_version": "X"',
+        re.sub(r"rules [0-9a-f]{12}", "rules X", text),
+    )
 
 
 def _check_snapshot(name: str, text: str) -> None:
@@ -115,8 +122,7 @@ def test_rule_doc_command(cli) -> None:  # type: ignore[no-untyped-def]
     proc = cli("rule", "p101")
     assert proc.returncode == 0
     assert proc.stdout.startswith("# P101 code-execution-global")
-    for section in ("What it finds", "Why it matters", "Example", "How to fix",
-                    "Known problems"):
+    for section in ("What it finds", "Why it matters", "Example", "How to fix", "Known problems"):
         assert section in proc.stdout
     listing = cli("rule")
     assert "P105" in listing.stdout and "X901" in listing.stdout

@@ -19,17 +19,25 @@ from modelscan_lite.limits import Deadline, Limits
 from modelscan_lite.model import Location
 from samples.make_samples import BENIGN_DICT, payload_system
 
-LIMITS = Limits(max_opcodes=50_000, max_decompressed=4 << 20, max_seconds=5.0,
-                max_member_read=1 << 20, max_members=200)
-OPCODES = st.sampled_from(list(b"()]}.0123NIKJMLFSVXUTBCGRbcdeghijlopqrstu")
-                          + list(range(0x80, 0x99)))
-FUZZ = settings(max_examples=300, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+LIMITS = Limits(
+    max_opcodes=50_000,
+    max_decompressed=4 << 20,
+    max_seconds=5.0,
+    max_member_read=1 << 20,
+    max_members=200,
+)
+OPCODES = st.sampled_from(
+    list(b"()]}.0123NIKJMLFSVXUTBCGRbcdeghijlopqrstu") + list(range(0x80, 0x99))
+)
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _ctx() -> Context:
-    return Context(LIMITS, Deadline(LIMITS.max_seconds),
-                   DecompressBudget(LIMITS.max_decompressed, LIMITS.max_ratio))
+    return Context(
+        LIMITS,
+        Deadline(LIMITS.max_seconds),
+        DecompressBudget(LIMITS.max_decompressed, LIMITS.max_ratio),
+    )
 
 
 @FUZZ
@@ -48,8 +56,9 @@ def test_walker_never_raises_on_opcode_soup(parts: list[tuple[int, bytes]]) -> N
 
 
 def _mutations(seed: bytes) -> st.SearchStrategy[bytes]:
-    return st.lists(st.tuples(st.integers(0, max(0, len(seed) - 1)), st.integers(0, 255)),
-                    max_size=8).map(lambda edits: _apply(seed, edits))
+    return st.lists(
+        st.tuples(st.integers(0, max(0, len(seed) - 1)), st.integers(0, 255)), max_size=8
+    ).map(lambda edits: _apply(seed, edits))
 
 
 def _apply(seed: bytes, edits: list[tuple[int, int]]) -> bytes:

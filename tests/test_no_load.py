@@ -10,12 +10,28 @@ import pytest
 from .conftest import ROOT
 
 FORBIDDEN_CALLS = {
-    ("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("_pickle", "load"),
-    ("_pickle", "loads"), ("_pickle", "Unpickler"), ("cPickle", "load"), ("cPickle", "loads"),
-    ("dill", "load"), ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
-    ("joblib", "load"), ("torch", "load"), ("marshal", "loads"), ("marshal", "load"),
-    ("np", "load"), ("numpy", "load"), ("onnxruntime", "InferenceSession"),
-    ("jinja2", "Template"), ("yaml", "unsafe_load"), ("builtins", "eval"),
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("pickle", "Unpickler"),
+    ("_pickle", "load"),
+    ("_pickle", "loads"),
+    ("_pickle", "Unpickler"),
+    ("cPickle", "load"),
+    ("cPickle", "loads"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("cloudpickle", "load"),
+    ("cloudpickle", "loads"),
+    ("joblib", "load"),
+    ("torch", "load"),
+    ("marshal", "loads"),
+    ("marshal", "load"),
+    ("np", "load"),
+    ("numpy", "load"),
+    ("onnxruntime", "InferenceSession"),
+    ("jinja2", "Template"),
+    ("yaml", "unsafe_load"),
+    ("builtins", "eval"),
 }
 FORBIDDEN_NAMES = {"eval", "exec", "__import__", "InferenceSession"}
 FORBIDDEN_ATTRS = {"from_string", "render"}
@@ -32,15 +48,21 @@ def test_module_never_deserializes(path) -> None:  # type: ignore[no-untyped-def
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = node.func
-            if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-                if (func.value.id, func.attr) in FORBIDDEN_CALLS:
-                    problems.append(f"line {node.lineno}: {func.value.id}.{func.attr}(...)")
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and (func.value.id, func.attr) in FORBIDDEN_CALLS
+            ):
+                problems.append(f"line {node.lineno}: {func.value.id}.{func.attr}(...)")
             if isinstance(func, ast.Name) and func.id in FORBIDDEN_NAMES:
                 problems.append(f"line {node.lineno}: {func.id}(...)")
             if isinstance(func, ast.Attribute) and func.attr in FORBIDDEN_ATTRS:
                 problems.append(f"line {node.lineno}: .{func.attr}(...)")
-            if (isinstance(func, ast.Attribute) and func.attr == "load"
-                    and any(k.arg == "allow_pickle" for k in node.keywords)):
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "load"
+                and any(k.arg == "allow_pickle" for k in node.keywords)
+            ):
                 problems.append(f"line {node.lineno}: load(allow_pickle=...)")
         if isinstance(node, ast.ImportFrom) and node.module in ("pickle", "_pickle", "dill"):
             names = {a.name for a in node.names}

@@ -35,8 +35,7 @@ from .helpers import find, rules_of, scan_bytes
 
 def walk(data: bytes, limits: Limits | None = None):  # type: ignore[no-untyped-def]
     lim = limits or Limits()
-    return walk_stream(Reader(BytesSource(data)), lim, Deadline(lim.max_seconds),
-                       [lim.max_opcodes])
+    return walk_stream(Reader(BytesSource(data)), lim, Deadline(lim.max_seconds), [lim.max_opcodes])
 
 
 class Point:
@@ -45,9 +44,28 @@ class Point:
 
 
 VALUES = [
-    None, True, 1, -5, 2**70, 1.5, "text", "ü" * 300, b"bytes", b"x" * 10_000, bytearray(b"ab"),
-    (1, 2), (1, 2, 3), (1, 2, 3, 4), [1, [2]], {"a": {"b": 1}}, {1, 2}, frozenset({3}),
-    collections.OrderedDict(a=1), datetime.date(2024, 1, 1), complex(1, 2), range(3),
+    None,
+    True,
+    1,
+    -5,
+    2**70,
+    1.5,
+    "text",
+    "ü" * 300,
+    b"bytes",
+    b"x" * 10_000,
+    bytearray(b"ab"),
+    (1, 2),
+    (1, 2, 3),
+    (1, 2, 3, 4),
+    [1, [2]],
+    {"a": {"b": 1}},
+    {1, 2},
+    frozenset({3}),
+    collections.OrderedDict(a=1),
+    datetime.date(2024, 1, 1),
+    complex(1, 2),
+    range(3),
 ]
 
 
@@ -74,16 +92,40 @@ def test_large_payloads_are_skipped_not_kept(tmp_path: Path) -> None:
 
 
 def test_stack_global_operands_through_the_memo() -> None:
-    data = pk(U("os"), BINPUT(3), U("system"), BINPUT(4), POP, POP, BINGET(3), BINGET(4),
-              STACK_GLOBAL, U("id"), TUPLE1, REDUCE, proto=4)
+    data = pk(
+        U("os"),
+        BINPUT(3),
+        U("system"),
+        BINPUT(4),
+        POP,
+        POP,
+        BINGET(3),
+        BINGET(4),
+        STACK_GLOBAL,
+        U("id"),
+        TUPLE1,
+        REDUCE,
+        proto=4,
+    )
     res = walk(data)
     assert res.globals["os.system"].called == 1
     assert res.globals["os.system"].first_call == "os.system('id')"
 
 
 def test_resolver_targets_become_calls() -> None:
-    data = pk(GLOBAL("builtins", "getattr"), MARK, call("importlib", "import_module", U("os")),
-              U("system"), TUPLE, REDUCE, MARK, U("id"), TUPLE, REDUCE, proto=2)
+    data = pk(
+        GLOBAL("builtins", "getattr"),
+        MARK,
+        call("importlib", "import_module", U("os")),
+        U("system"),
+        TUPLE,
+        REDUCE,
+        MARK,
+        U("id"),
+        TUPLE,
+        REDUCE,
+        proto=2,
+    )
     res = walk(data)
     assert "os.system" in res.derived_calls
     assert res.derived_calls["os.system"].called == 1
@@ -101,15 +143,18 @@ def test_everything_before_an_error_is_reported() -> None:
     assert res.error_kind == "pickle-invalid" and not res.stopped
 
 
-@pytest.mark.parametrize("data, kind", [
-    (b"\x80\x02h\x07.", "pickle-memo-missing"),
-    (b"\x80\x020.", "pickle-stack-underflow"),
-    (b"\x80\x02X\xff\xff\xff\x7fabc", "pickle-truncated"),
-    (b"\x80\x09N.", "pickle-invalid"),
-    (b"\x80\x02t.", "pickle-invalid"),
-    (b"S'unterminated\n.", "pickle-invalid"),
-    (b"\x80\x04\x8c\x02os\x88\x93.", "pickle-invalid"),
-])
+@pytest.mark.parametrize(
+    "data, kind",
+    [
+        (b"\x80\x02h\x07.", "pickle-memo-missing"),
+        (b"\x80\x020.", "pickle-stack-underflow"),
+        (b"\x80\x02X\xff\xff\xff\x7fabc", "pickle-truncated"),
+        (b"\x80\x09N.", "pickle-invalid"),
+        (b"\x80\x02t.", "pickle-invalid"),
+        (b"S'unterminated\n.", "pickle-invalid"),
+        (b"\x80\x04\x8c\x02os\x88\x93.", "pickle-invalid"),
+    ],
+)
 def test_broken_streams_end_with_a_named_error(data: bytes, kind: str) -> None:
     res = walk(data)
     assert res.error_kind == kind
@@ -134,8 +179,10 @@ def test_stack_budget(tmp_path: Path) -> None:
     assert "X901" in rules_of(result)
 
 
-@pytest.mark.parametrize("spec, size", [("f8", 8), ("<i4", 4), ("U10", 40), ("S5", 5), ("b1", 1),
-                                        ("?", 1), ("c16", 16), ("M8", 8)])
+@pytest.mark.parametrize(
+    "spec, size",
+    [("f8", 8), ("<i4", 4), ("U10", 40), ("S5", 5), ("b1", 1), ("?", 1), ("c16", 16), ("M8", 8)],
+)
 def test_dtype_sizes(spec: str, size: int) -> None:
     from modelscan_lite.formats.pickle_vm import Call, Global
 

@@ -77,7 +77,8 @@ def test_config_from_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.modelscan-lite]\nfail-on = "critical"\nignore = ["P104"]\n'
         'allow-globals = ["mylib.models.*"]\nseverity = { P105 = "low" }\n'
-        'per-path-ignores = { "*/vendor/*" = ["P1"] }\n')
+        'per-path-ignores = { "*/vendor/*" = ["P1"] }\n'
+    )
     cfg = load_config(start=tmp_path)
     assert cfg.fail_on is Severity.CRITICAL and cfg.ignore == ("P104",)
     assert cfg.severity == {"P105": Severity.LOW}
@@ -94,12 +95,15 @@ def test_config_from_pyproject(tmp_path: Path) -> None:
     assert not scan(vendor / "evil.pkl", per_path_ignores=cfg.per_path_ignores).findings
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[tool.modelscan-lite]\nfail-on = "sometimes"\n', "fail-on"),
-    ('[tool.modelscan-lite]\ncolour = true\n', "unknown keys"),
-    ('[tool.modelscan-lite]\nselect = 3\n', "list of strings"),
-    ('[tool.modelscan-lite]\nseverity = { P101 = "huge" }\n', "severity"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[tool.modelscan-lite]\nfail-on = "sometimes"\n', "fail-on"),
+        ("[tool.modelscan-lite]\ncolour = true\n", "unknown keys"),
+        ("[tool.modelscan-lite]\nselect = 3\n", "list of strings"),
+        ('[tool.modelscan-lite]\nseverity = { P101 = "huge" }\n', "severity"),
+    ],
+)
 def test_bad_config_is_a_config_error(tmp_path: Path, text: str, message: str) -> None:
     (tmp_path / "pyproject.toml").write_text(text)
     with pytest.raises(ConfigError, match=message):

@@ -19,8 +19,22 @@ pytestmark = pytest.mark.slow
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("hatchling")
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(out), str(ROOT)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
     return next(out.glob("modelscan_lite-*.whl"))
 
 
@@ -31,22 +45,44 @@ def test_wheel_contains_every_rule(wheel: Path) -> None:
     assert "modelscan_lite/_rules/schema.json" in names
 
 
-def test_installed_wheel_scans_outside_the_checkout(wheel: Path,
-                                                    tmp_path: Path) -> None:
+def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "--no-deps",
-                    "-q", str(wheel)], check=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(py),
+            "install",
+            "--no-deps",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        timeout=300,
+    )
     sample = tmp_path / "x.pkl"
     sample.write_bytes((ROOT / "samples/P101/bad-posix-system.pkl").read_bytes())
-    proc = subprocess.run([str(py), "-c", "import modelscan_lite, sys; print(modelscan_lite.__file__)"],
-                          cwd=tmp_path, capture_output=True, text=True, check=True)
+    where = "import modelscan_lite; print(modelscan_lite.__file__)"
+    proc = subprocess.run(
+        [str(py), "-c", where], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert str(env_dir) in proc.stdout, "the test must use the installed copy"
-    proc = subprocess.run([str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)],
-                          cwd=tmp_path, capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1, proc.stderr
     assert '"P101"' in proc.stdout
-    doc = subprocess.run([str(py), "-m", "modelscan_lite", "rule", "P101"], cwd=tmp_path,
-                         capture_output=True, text=True)
+    doc = subprocess.run(
+        [str(py), "-m", "modelscan_lite", "rule", "P101"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
     assert doc.returncode == 0 and "code-execution-global" in doc.stdout

@@ -69,15 +69,24 @@ def _zip_kind(names: list[str]) -> tuple[str, str]:
     return "zip", ""
 
 
-def scan_zip(f: BinaryIO, start: int, length: int, where: Location, ctx: Context,
-             name: str) -> None:
+def scan_zip(
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str
+) -> None:
     from .streams import SliceIO
 
     try:
         zf = zipfile.ZipFile(SliceIO(f, start, length))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError,
-            struct.error, NotImplementedError, UnicodeDecodeError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        OSError,
+        EOFError,
+        struct.error,
+        NotImplementedError,
+        UnicodeDecodeError,
+    ) as exc:
         ctx.anomaly("archive-unreadable", where, f"zip central directory unreadable: {exc}")
         return
     names = [i.filename for i in infos]
@@ -87,8 +96,9 @@ def scan_zip(f: BinaryIO, start: int, length: int, where: Location, ctx: Context
     for info in infos:
         ctx.members += 1
         if ctx.members > ctx.limits.max_members:
-            ctx.anomaly("budget-members", where,
-                        f"more than {ctx.limits.max_members} archive members")
+            ctx.anomaly(
+                "budget-members", where, f"more than {ctx.limits.max_members} archive members"
+            )
             return
         if ctx.deadline.expired():
             ctx.anomaly("budget-time", where, "time budget ran out inside the archive")
@@ -98,24 +108,36 @@ def scan_zip(f: BinaryIO, start: int, length: int, where: Location, ctx: Context
         label = mname if seen[mname] == 1 else f"{mname}#{seen[mname]}"
         mloc = where.child(label)
         if seen[mname] == 2:
-            ctx.emit("archive.duplicate", mname, mloc,
-                     message="loaders disagree on which copy they read")
+            ctx.emit(
+                "archive.duplicate", mname, mloc, message="loaders disagree on which copy they read"
+            )
         _check_name(mname, mloc, ctx)
         if (info.external_attr >> 16) & 0o170000 == 0o120000:
             ctx.emit("archive.link", mname, mloc, link="symlink", target="stored as member data")
             continue
         if mname.endswith("/"):
             continue
-        if kind in ("pytorch-zip", "torchscript") and _STORAGE_RE.search(mname[len(root):]):
+        if kind in ("pytorch-zip", "torchscript") and _STORAGE_RE.search(mname[len(root) :]):
             continue  # raw tensor bytes: loaders copy them, never deserialize them
         _scan_zip_member(f, start, length, info, mloc, ctx, kind, root)
 
 
-def _scan_zip_member(f: BinaryIO, start: int, length: int, info: zipfile.ZipInfo,
-                     mloc: Location, ctx: Context, kind: str, root: str) -> None:
+def _scan_zip_member(
+    f: BinaryIO,
+    start: int,
+    length: int,
+    info: zipfile.ZipInfo,
+    mloc: Location,
+    ctx: Context,
+    kind: str,
+    root: str,
+) -> None:
     if not 0 <= info.header_offset <= length - _LOCAL.size:
-        ctx.anomaly("archive-unreadable", mloc,
-                    f"the directory points to offset {info.header_offset}, outside the file")
+        ctx.anomaly(
+            "archive-unreadable",
+            mloc,
+            f"the directory points to offset {info.header_offset}, outside the file",
+        )
         return
     f.seek(start + info.header_offset)
     raw = f.read(_LOCAL.size)
@@ -129,39 +151,56 @@ def _scan_zip_member(f: BinaryIO, start: int, length: int, info: zipfile.ZipInfo
     lname_b = f.read(nlen)
     lname = lname_b.decode("utf-8" if flags & 0x800 else "cp437", "replace")
     if lname != info.filename:
-        ctx.emit("zip.header-mismatch", "name", mloc,
-                 message=f"local header names it `{lname}`, the directory `{info.filename}`")
+        ctx.emit(
+            "zip.header-mismatch",
+            "name",
+            mloc,
+            message=f"local header names it `{lname}`, the directory `{info.filename}`",
+        )
     if (flags | info.flag_bits) & _SUSPICIOUS_FLAGS:
-        ctx.emit("zip.header-mismatch", "flags", mloc,
-                 message=f"general-purpose flags 0x{flags | info.flag_bits:04x} mark it "
-                         "encrypted, but PyTorch ignores that and reads it")
+        ctx.emit(
+            "zip.header-mismatch",
+            "flags",
+            mloc,
+            message=f"general-purpose flags 0x{flags | info.flag_bits:04x} mark it "
+            "encrypted, but PyTorch ignores that and reads it",
+        )
     if method != info.compress_type:
-        ctx.emit("zip.header-mismatch", "method", mloc,
-                 message=f"compression method {method} locally, {info.compress_type} "
-                         "in the directory")
+        ctx.emit(
+            "zip.header-mismatch",
+            "method",
+            mloc,
+            message=f"compression method {method} locally, {info.compress_type} in the directory",
+        )
     data_start = info.header_offset + _LOCAL.size + nlen + xlen
     csize = info.compress_size
     if data_start + csize > length:
-        ctx.emit("zip.header-mismatch", "size", mloc,
-                 message="member data runs past the end of the file")
+        ctx.emit(
+            "zip.header-mismatch", "size", mloc, message="member data runs past the end of the file"
+        )
         csize = max(0, length - data_start)
     method = info.compress_type
     if method not in _ZIP_METHODS:
-        ctx.anomaly("embedded-not-analysed", mloc,
-                    f"zip compression method {method} is not supported by the scanner")
+        ctx.anomaly(
+            "embedded-not-analysed",
+            mloc,
+            f"zip compression method {method} is not supported by the scanner",
+        )
         return
     mname = info.filename
     codec = _ZIP_METHODS[method]
     if codec is None:
         fmt = dispatch_file(f, start + data_start, csize, mloc, ctx, mname)
     else:
+
         def restart(ds: int = data_start, cs: int = csize) -> Source:
             return FileSlice(f, start + ds, cs)
+
         stream = DecodedStream(restart(), codec, ctx.budget, restart)
         fmt = dispatch_stream(stream, mloc, ctx, mname, info.file_size)
     if fmt == "pickle":
         if kind in ("pytorch-zip", "torchscript"):
-            local = info.filename[len(root):]
+            local = info.filename[len(root) :]
             if local not in TORCH_PICKLES and not (
                 kind == "torchscript" and local.startswith("code/") and local.endswith(".debug_pkl")
             ):
@@ -170,8 +209,15 @@ def _scan_zip_member(f: BinaryIO, start: int, length: int, info: zipfile.ZipInfo
             _check_crc(f, start + data_start, csize, codec, info, mloc, ctx)
 
 
-def _check_crc(f: BinaryIO, data_start: int, csize: int, codec: str | None,
-               info: zipfile.ZipInfo, mloc: Location, ctx: Context) -> None:
+def _check_crc(
+    f: BinaryIO,
+    data_start: int,
+    csize: int,
+    codec: str | None,
+    info: zipfile.ZipInfo,
+    mloc: Location,
+    ctx: Context,
+) -> None:
     f.seek(data_start)
     data = f.read(csize)
     try:
@@ -184,17 +230,32 @@ def _check_crc(f: BinaryIO, data_start: int, csize: int, codec: str | None,
     except (zlib.error, OSError, ValueError, EOFError):
         return
     if zlib.crc32(data) != info.CRC:
-        ctx.emit("zip.header-mismatch", "crc", mloc,
-                 message=f"CRC-32 0x{zlib.crc32(data):08x} of the data, 0x{info.CRC:08x} "
-                         "recorded; PyTorch loads it anyway")
+        ctx.emit(
+            "zip.header-mismatch",
+            "crc",
+            mloc,
+            message=f"CRC-32 0x{zlib.crc32(data):08x} of the data, 0x{info.CRC:08x} "
+            "recorded; PyTorch loads it anyway",
+        )
 
 
 # -- tar --------------------------------------------------------------------------------
 
 LEGACY_TAR_MEMBERS = frozenset({"sys_info", "pickle", "storages", "tensors"})
-_ELEMENT_SIZES = {"Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4,
-                  "Short": 2, "Char": 1, "Byte": 1, "Bool": 1, "ComplexDouble": 16,
-                  "ComplexFloat": 8}
+_ELEMENT_SIZES = {
+    "Double": 8,
+    "Float": 4,
+    "Half": 2,
+    "BFloat16": 2,
+    "Long": 8,
+    "Int": 4,
+    "Short": 2,
+    "Char": 1,
+    "Byte": 1,
+    "Bool": 1,
+    "ComplexDouble": 16,
+    "ComplexFloat": 8,
+}
 
 
 def scan_tar(src: Source, where: Location, ctx: Context) -> None:
@@ -204,8 +265,11 @@ def scan_tar(src: Source, where: Location, ctx: Context) -> None:
             for member in tf:
                 ctx.members += 1
                 if ctx.members > ctx.limits.max_members:
-                    ctx.anomaly("budget-members", where,
-                                f"more than {ctx.limits.max_members} archive members")
+                    ctx.anomaly(
+                        "budget-members",
+                        where,
+                        f"more than {ctx.limits.max_members} archive members",
+                    )
                     return
                 if ctx.deadline.expired():
                     ctx.anomaly("budget-time", where, "time budget ran out inside the archive")
@@ -213,9 +277,13 @@ def scan_tar(src: Source, where: Location, ctx: Context) -> None:
                 mloc = where.child(member.name)
                 _check_name(member.name, mloc, ctx)
                 if member.issym() or member.islnk():
-                    ctx.emit("archive.link", member.name, mloc,
-                             link="symlink" if member.issym() else "hardlink",
-                             target=member.linkname)
+                    ctx.emit(
+                        "archive.link",
+                        member.name,
+                        mloc,
+                        link="symlink" if member.issym() else "hardlink",
+                        target=member.linkname,
+                    )
                     continue
                 if not member.isfile():
                     continue
@@ -291,8 +359,9 @@ def _scan_legacy_records(src: Source, where: Location, ctx: Context, which: str)
         data = reader.buf[reader.pos : reader.pos + size]
         reader.pos += len(data)
         if len(data) < size:
-            ctx.anomaly("pickle-truncated", where.at(reader.tell()),
-                        f"legacy {which} record ends early")
+            ctx.anomaly(
+                "pickle-truncated", where.at(reader.tell()), f"legacy {which} record ends early"
+            )
             raise _Stop
         return data
 
@@ -308,8 +377,11 @@ def _scan_legacy_records(src: Source, where: Location, ctx: Context, which: str)
                 tname = getattr(stype, "name", "")
                 elsize = _ELEMENT_SIZES.get(tname.rsplit(".", 1)[-1].removesuffix("Storage"))
                 if elsize is None:
-                    ctx.anomaly("embedded-not-analysed", where,
-                                f"unknown storage type `{tname}` in legacy storages")
+                    ctx.anomaly(
+                        "embedded-not-analysed",
+                        where,
+                        f"unknown storage type `{tname}` in legacy storages",
+                    )
                     return
                 (numel,) = struct.unpack("<q", raw(8))
                 if numel < 0 or not reader.skip(numel * elsize):
@@ -324,8 +396,11 @@ def _scan_legacy_records(src: Source, where: Location, ctx: Context, which: str)
         if which == "storages":
             one()
         if not reader.at_eof():
-            ctx.anomaly("pickle-trailing-data", where.at(reader.tell()),
-                        f"bytes after the last legacy {which} record")
+            ctx.anomaly(
+                "pickle-trailing-data",
+                where.at(reader.tell()),
+                f"bytes after the last legacy {which} record",
+            )
     except _Stop:
         return
 
@@ -347,7 +422,7 @@ def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
     limit = ctx.limits.max_member_read
     budget = ctx.budget
 
-    class Capped(Py7zIO):  # type: ignore[misc]
+    class Capped(Py7zIO):
         def __init__(self) -> None:
             self.data = bytearray()
             self.total = 0
@@ -371,7 +446,7 @@ def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
         def size(self) -> int:
             return self.total
 
-    class Factory(WriterFactory):  # type: ignore[misc]
+    class Factory(WriterFactory):
         def __init__(self) -> None:
             self.files: dict[str, Capped] = {}
 
@@ -388,8 +463,7 @@ def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
             infos = archive.list()
             declared = sum(int(i.uncompressed or 0) for i in infos)
             if declared > ctx.limits.max_decompressed:
-                ctx.anomaly("decompressed-size", where,
-                            f"7z declares {declared} bytes of content")
+                ctx.anomaly("decompressed-size", where, f"7z declares {declared} bytes of content")
                 return
             for info in infos:
                 ctx.members += 1
@@ -397,11 +471,11 @@ def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
                 _check_name(info.filename, mloc, ctx)
                 if getattr(info, "is_symlink", False):
                     ctx.emit("archive.link", info.filename, mloc, link="symlink")
-            archive.extractall(factory=factory)
+            archive.extractall(factory=factory)  # noqa: S202 - into memory, via the factory
     except BudgetExceeded as exc:
         ctx.anomaly(exc.what, where, exc.detail)
         return
-    except Exception as exc:  # noqa: BLE001 - py7zr raises many unrelated types on bad input
+    except Exception as exc:
         ctx.anomaly("archive-unreadable", where, f"7z archive unreadable: {exc}")
         return
     for fname, out in factory.files.items():

@@ -25,10 +25,13 @@ class Context:
     members: int = 0
     formats: list[str] = field(default_factory=list)
 
-    def emit(self, kind: str, value: str, where: Location, evidence: str | None = None,
-             **detail: object) -> None:
+    def emit(
+        self, kind: str, value: str, where: Location, evidence: str | None = None, **detail: object
+    ) -> None:
         pairs = tuple((k, str(v)) for k, v in detail.items() if v is not None)
         self.facts.append(Fact(kind, value, where, pairs, evidence))
 
-    def anomaly(self, value: str, where: Location, message: str, evidence: str | None = None) -> None:
+    def anomaly(
+        self, value: str, where: Location, message: str, evidence: str | None = None
+    ) -> None:
         self.emit("anomaly", value, where, evidence, message=message)

@@ -30,17 +30,79 @@ HEAD = 4096
 COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
 RANDOM_ACCESS = ("zip", "7z")
 # Extensions that promise content which cannot run code; a pickle behind one is a lie.
-SAFE_EXTENSIONS = frozenset({
-    ".safetensors", ".gguf", ".ggml", ".onnx", ".npy", ".json", ".txt", ".md", ".yaml",
-    ".yml", ".csv", ".tsv", ".png", ".jpg", ".jpeg", ".gif", ".h5", ".hdf5", ".tflite", ".pb",
-    ".msgpack", ".model", ".vocab", ".jinja", ".wav", ".parquet", ".arrow",
-})
-MODEL_EXTENSIONS = frozenset({
-    ".pkl", ".pickle", ".pk", ".p", ".pt", ".pth", ".bin", ".ckpt", ".joblib", ".jbl", ".sav",
-    ".dat", ".data", ".model", ".npy", ".npz", ".safetensors", ".gguf", ".ggml", ".onnx", ".h5",
-    ".keras", ".pb", ".tflite", ".mar", ".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z",
-    ".lzma", ".z", ".zst", ".msgpack", ".nemo", ".llamafile",
-})
+SAFE_EXTENSIONS = frozenset(
+    {
+        ".safetensors",
+        ".gguf",
+        ".ggml",
+        ".onnx",
+        ".npy",
+        ".json",
+        ".txt",
+        ".md",
+        ".yaml",
+        ".yml",
+        ".csv",
+        ".tsv",
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".gif",
+        ".h5",
+        ".hdf5",
+        ".tflite",
+        ".pb",
+        ".msgpack",
+        ".model",
+        ".vocab",
+        ".jinja",
+        ".wav",
+        ".parquet",
+        ".arrow",
+    }
+)
+MODEL_EXTENSIONS = frozenset(
+    {
+        ".pkl",
+        ".pickle",
+        ".pk",
+        ".p",
+        ".pt",
+        ".pth",
+        ".bin",
+        ".ckpt",
+        ".joblib",
+        ".jbl",
+        ".sav",
+        ".dat",
+        ".data",
+        ".model",
+        ".npy",
+        ".npz",
+        ".safetensors",
+        ".gguf",
+        ".ggml",
+        ".onnx",
+        ".h5",
+        ".keras",
+        ".pb",
+        ".tflite",
+        ".mar",
+        ".zip",
+        ".tar",
+        ".gz",
+        ".tgz",
+        ".bz2",
+        ".xz",
+        ".7z",
+        ".lzma",
+        ".z",
+        ".zst",
+        ".msgpack",
+        ".nemo",
+        ".llamafile",
+    }
+)
 NOT_YET_ANALYSED = frozenset({"safetensors", "gguf"})
 PICKLE_LIKE = frozenset({"pickle"})
 
@@ -53,8 +115,9 @@ def extension(name: str) -> str:
 
 def _enter(where: Location, ctx: Context) -> bool:
     if ctx.depth >= ctx.limits.max_depth:
-        ctx.anomaly("budget-depth", where,
-                    f"containers nested deeper than {ctx.limits.max_depth} levels")
+        ctx.anomaly(
+            "budget-depth", where, f"containers nested deeper than {ctx.limits.max_depth} levels"
+        )
         return False
     return True
 
@@ -66,8 +129,9 @@ def _note_format(fmt: str, where: Location, ctx: Context, name: str) -> None:
         ctx.emit("format.mismatch", f"{fmt}:{ext}", where, detected=fmt, extension=ext)
 
 
-def dispatch_file(f: BinaryIO, start: int, length: int, where: Location, ctx: Context,
-                  name: str) -> str:
+def dispatch_file(
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str
+) -> str:
     """Sniff and parse ``length`` bytes of ``f`` at ``start``; returns the detected format."""
     f.seek(start)
     head = f.read(min(HEAD, length))
@@ -96,8 +160,9 @@ def dispatch_file(f: BinaryIO, start: int, length: int, where: Location, ctx: Co
     return _parse_stream(fmt, head, FileSlice(f, start, length), where, ctx, name, length)
 
 
-def dispatch_stream(src: Source, where: Location, ctx: Context, name: str,
-                    length: int | None = None) -> str:
+def dispatch_stream(
+    src: Source, where: Location, ctx: Context, name: str, length: int | None = None
+) -> str:
     """Sniff and parse a forward-only stream; random-access formats are read into memory."""
     try:
         head = src.read(HEAD)
@@ -119,16 +184,20 @@ def dispatch_stream(src: Source, where: Location, ctx: Context, name: str,
             ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
             return fmt
         if len(data) > limit:
-            ctx.anomaly("budget-member-size", where,
-                        f"a {fmt} archive inside a stream is larger than {limit} bytes")
+            ctx.anomaly(
+                "budget-member-size",
+                where,
+                f"a {fmt} archive inside a stream is larger than {limit} bytes",
+            )
             return fmt
         return dispatch_bytes(data, where, ctx, name)
     _note_format(fmt, where, ctx, name)
     return _parse_stream(fmt, head, Prefixed(head, src), where, ctx, name, length)
 
 
-def dispatch_bytes(data: bytes, where: Location, ctx: Context, name: str = "",
-                   hint: str = "") -> str:
+def dispatch_bytes(
+    data: bytes, where: Location, ctx: Context, name: str = "", hint: str = ""
+) -> str:
     return dispatch_file(io.BytesIO(data), 0, len(data), where, ctx, name or hint)
 
 
@@ -138,8 +207,9 @@ def _sniff_head(head: bytes) -> str:
     return sniff(head)
 
 
-def _parse_stream(fmt: str, head: bytes, src: Source, where: Location, ctx: Context,
-                  name: str, length: int | None) -> str:
+def _parse_stream(
+    fmt: str, head: bytes, src: Source, where: Location, ctx: Context, name: str, length: int | None
+) -> str:
     if fmt == "pickle":
         from .pickles import scan_pickle
 
@@ -149,8 +219,11 @@ def _parse_stream(fmt: str, head: bytes, src: Source, where: Location, ctx: Cont
             ctx.depth += 1
             try:
                 inner = DecodedStream(src, fmt, ctx.budget)
-                inner_name = name[: -len(extension(name))] if extension(name) in (
-                    ".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib") else name
+                inner_name = (
+                    name[: -len(extension(name))]
+                    if extension(name) in (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
+                    else name
+                )
                 dispatch_stream(inner, where.child(f"<{fmt}>"), ctx, inner_name)
             finally:
                 ctx.depth -= 1
@@ -174,8 +247,7 @@ def _parse_stream(fmt: str, head: bytes, src: Source, where: Location, ctx: Cont
     elif fmt in ("text", "unknown"):
         ext = extension(name)
         if ext in MODEL_EXTENSIONS and (fmt == "unknown" or ext not in SAFE_EXTENSIONS):
-            ctx.emit("format.unknown", fmt, where, extension=ext or "(none)",
-                     head=head[:16].hex())
+            ctx.emit("format.unknown", fmt, where, extension=ext or "(none)", head=head[:16].hex())
     return fmt
 
 
@@ -183,14 +255,13 @@ def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:
     try:
         import lz4.frame  # type: ignore[import-not-found]
     except ImportError:
-        ctx.emit("dependency.missing", "lz4", where, detected="lz4",
-                 fix="pip install lz4")
+        ctx.emit("dependency.missing", "lz4", where, detected="lz4", fix="pip install lz4")
         return
     limit = ctx.limits.max_member_read
     try:
         with lz4.frame.LZ4FrameFile(_SourceReader(src), "rb") as fh:
             data = fh.read(limit + 1)
-    except Exception as exc:  # noqa: BLE001 - lz4 raises its own RuntimeError subclasses
+    except Exception as exc:
         ctx.anomaly("stream-corrupt", where, f"cannot decode lz4: {exc}")
         return
     if len(data) > limit:
@@ -216,7 +287,7 @@ class _SourceReader(io.RawIOBase):
         return len(data)
 
 
-def _SubFile(f: BinaryIO, start: int, length: int) -> BinaryIO:  # noqa: N802 - a factory
+def _SubFile(f: BinaryIO, start: int, length: int) -> BinaryIO:
     from .streams import SliceIO
 
     return io.BufferedReader(SliceIO(f, start, length))

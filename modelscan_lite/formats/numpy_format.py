@@ -81,8 +81,7 @@ def scan_npy(src: Source, where: Location, ctx: Context, name: str) -> None:
         ctx.anomaly("npy-invalid", where, f"npy shape {shape!r} is not a tuple of sizes")
         return
     if _has_objects(descr):
-        ctx.emit("numpy.object-array", str(descr), where.at(body_start + hlen),
-                 shape=str(shape))
+        ctx.emit("numpy.object-array", str(descr), where.at(body_start + hlen), shape=str(shape))
         scan_pickle(src, where.at(None), ctx, kind="member")
         return
     itemsize = _itemsize(descr)
@@ -93,6 +92,9 @@ def scan_npy(src: Source, where: Location, ctx: Context, name: str) -> None:
             count *= d
         expected = body_start + hlen + count * itemsize
         if size != expected:
-            ctx.anomaly("npy-size-mismatch", where,
-                        f"npy data is {size - body_start - hlen} bytes, the header implies "
-                        f"{count * itemsize}")
+            ctx.anomaly(
+                "npy-size-mismatch",
+                where,
+                f"npy data is {size - body_start - hlen} bytes, the header implies "
+                f"{count * itemsize}",
+            )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import contextlib
 import lzma
 import re
 import struct
@@ -146,13 +147,13 @@ class Dct:
         mine = self.items
         if mine is not None and len(mine) < CONTAINER_CAP:
             try:
-                mine.update(zip(flat[: 2 * CONTAINER_CAP : 2], values[:CONTAINER_CAP]))
+                mine.update(
+                    zip(flat[: 2 * CONTAINER_CAP : 2], values[:CONTAINER_CAP], strict=False)
+                )
             except TypeError:  # an unhashable symbolic key: keep the hashable ones
-                for k, v in zip(flat[::2], values):
-                    try:
+                for k, v in zip(flat[::2], values, strict=False):
+                    with contextlib.suppress(TypeError):
                         mine[k] = v
-                    except TypeError:
-                        pass
 
     def get(self, key: str) -> Any:
         return self.items.get(key) if self.items else None
@@ -191,9 +192,24 @@ class GlobalUse:
 class StreamResult:
     """Everything one pickle stream (up to its ``STOP`` or its first error) revealed."""
 
-    __slots__ = ("anomalies", "derived_calls", "embedded", "end", "error", "error_kind",
-                 "error_offset", "ext_codes", "globals", "joblib_arrays", "opcodes",
-                 "persistent_ids", "proto", "start", "stopped", "top")
+    __slots__ = (
+        "anomalies",
+        "derived_calls",
+        "embedded",
+        "end",
+        "error",
+        "error_kind",
+        "error_offset",
+        "ext_codes",
+        "globals",
+        "joblib_arrays",
+        "opcodes",
+        "persistent_ids",
+        "proto",
+        "start",
+        "stopped",
+        "top",
+    )
 
     def __init__(self, start: int) -> None:
         self.start = start
@@ -255,8 +271,9 @@ class Reader:
     def at_eof(self) -> bool:
         return not self.fill(1)
 
-    def need(self, pos: int, k: int,
-             what: str = "stream ends inside an opcode argument") -> tuple[bytes, int, int, int]:
+    def need(
+        self, pos: int, k: int, what: str = "stream ends inside an opcode argument"
+    ) -> tuple[bytes, int, int, int]:
         """Refill so ``k`` bytes follow ``pos``; returns the walker's new buffer locals."""
         self.pos = pos
         if not self.fill(k):
@@ -272,11 +289,13 @@ class Reader:
                 return self.buf[pos:i], self.buf, i + 1, len(self.buf), self.base
             if len(self.buf) - pos > MAX_LINE:
                 raise PickleError("pickle-invalid", "text argument longer than 64 KiB")
-            _, pos, _, _ = self.need(pos, len(self.buf) - pos + 1,
-                                     "stream ends inside a text argument")
+            _, pos, _, _ = self.need(
+                pos, len(self.buf) - pos + 1, "stream ends inside a text argument"
+            )
 
-    def take(self, pos: int, n: int, kind: str,
-             start: int) -> tuple[bytes | Blob, bytes, int, int, int]:
+    def take(
+        self, pos: int, n: int, kind: str, start: int
+    ) -> tuple[bytes | Blob, bytes, int, int, int]:
         """A length-prefixed payload after the length field ending at ``pos``: kept when
         short, otherwise skipped without copying and returned as a :class:`Blob`."""
         if n < 0:
@@ -329,8 +348,9 @@ class Memo:
         try:
             return self.spill[idx]
         except KeyError:
-            raise PickleError("pickle-memo-missing",
-                              f"memo key {idx} read before it was set") from None
+            raise PickleError(
+                "pickle-memo-missing", f"memo key {idx} read before it was set"
+            ) from None
 
 
 class PickleError(Exception):
@@ -342,26 +362,65 @@ class PickleError(Exception):
 
 
 # dtype kind letter -> bytes per unit (numbers after the letter count units)
-_DTYPE_UNIT = {"b": 1, "i": 1, "u": 1, "f": 1, "c": 1, "m": 1, "M": 1, "S": 1, "a": 1,
-               "V": 1, "U": 4, "?": 1, "e": 2, "d": 8, "g": 16, "l": 8, "q": 8, "h": 2}
+_DTYPE_UNIT = {
+    "b": 1,
+    "i": 1,
+    "u": 1,
+    "f": 1,
+    "c": 1,
+    "m": 1,
+    "M": 1,
+    "S": 1,
+    "a": 1,
+    "V": 1,
+    "U": 4,
+    "?": 1,
+    "e": 2,
+    "d": 8,
+    "g": 16,
+    "l": 8,
+    "q": 8,
+    "h": 2,
+}
 _DTYPE_RE = re.compile(r"^[<>|=]?([a-zA-Z?])(\d*)$")
-_RESOLVERS_GETATTR = frozenset({
-    "builtins.getattr", "inspect.getattr_static", "builtins.object.__getattribute__",
-    "builtins.type.__getattribute__", "operator.getitem", "_operator.getitem",
-})
-_RESOLVERS_IMPORT = frozenset({
-    "importlib.import_module", "builtins.__import__", "importlib.__import__",
-    "importlib._bootstrap._gcd_import",
-})
+_RESOLVERS_GETATTR = frozenset(
+    {
+        "builtins.getattr",
+        "inspect.getattr_static",
+        "builtins.object.__getattribute__",
+        "builtins.type.__getattribute__",
+        "operator.getitem",
+        "_operator.getitem",
+    }
+)
+_RESOLVERS_IMPORT = frozenset(
+    {
+        "importlib.import_module",
+        "builtins.__import__",
+        "importlib.__import__",
+        "importlib._bootstrap._gcd_import",
+    }
+)
 _RESOLVERS_NAME = frozenset({"pkgutil.resolve_name"})
 _ATTRGETTERS = frozenset({"operator.attrgetter", "_operator.attrgetter"})
 _METHODCALLERS = frozenset({"operator.methodcaller", "_operator.methodcaller"})
 _PARTIALS = frozenset({"functools.partial", "_functools.partial", "functools.partialmethod"})
-NESTED_LOADERS = frozenset({
-    "pickle.loads", "_pickle.loads", "pickle._loads", "cloudpickle.loads", "dill.loads",
-    "dill._dill.loads", "joblib.load", "torch.load", "torch.serialization.load",
-    "marshal.loads", "numpy.load", "torch.storage._load_from_bytes",
-})
+NESTED_LOADERS = frozenset(
+    {
+        "pickle.loads",
+        "_pickle.loads",
+        "pickle._loads",
+        "cloudpickle.loads",
+        "dill.loads",
+        "dill._dill.loads",
+        "joblib.load",
+        "torch.load",
+        "torch.serialization.load",
+        "marshal.loads",
+        "numpy.load",
+        "torch.storage._load_from_bytes",
+    }
+)
 
 
 def ref_of(value: Any) -> str | None:
@@ -416,7 +475,7 @@ def dtype_itemsize(dtype: Any) -> tuple[int, bool] | None:
     unit = _DTYPE_UNIT.get(kind)
     if unit is None:
         return None
-    if kind in "e d g l q h ?".split():
+    if kind in ["e", "d", "g", "l", "q", "h", "?"]:
         return unit, False
     return unit * int(count or "1"), False
 
@@ -488,8 +547,9 @@ class PickleWalker:
     :class:`StreamResult`, after everything seen before them.
     """
 
-    def __init__(self, reader: Reader, limits: Limits, deadline: Deadline,
-                 opcode_budget: list[int]) -> None:
+    def __init__(
+        self, reader: Reader, limits: Limits, deadline: Deadline, opcode_budget: list[int]
+    ) -> None:
         self.r = reader
         self.limits = limits
         self.deadline = deadline
@@ -549,7 +609,7 @@ class PickleWalker:
         res.end = self.r.tell()
         return res
 
-    def _loop(self) -> None:  # noqa: C901, PLR0912, PLR0915 - one flat loop is the fast shape
+    def _loop(self) -> None:
         """The dispatch loop. Buffer state lives in plain locals (``buf``, ``pos``, ``blen``,
         ``base``) and is handed to :class:`Reader` helpers only when bytes run out; budgets
         are checked every 65536 opcodes, so the common opcode costs a few comparisons."""
@@ -579,8 +639,11 @@ class PickleWalker:
                         buf, pos, blen, base = r.need(pos, 1, "stream ends before STOP")
                     if base + pos >= frame_end:
                         if base + pos > frame_end:
-                            self._anomaly("pickle-frame-straddle", frame_end - start,
-                                          "an opcode argument runs past the end of its FRAME")
+                            self._anomaly(
+                                "pickle-frame-straddle",
+                                frame_end - start,
+                                "an opcode argument runs past the end of its FRAME",
+                            )
                         frame_end = no_frame
                     self._periodic(ops, remaining, len(stack), memo.size())
                     limit = min(blen, frame_end - base, pos + 0x10000)
@@ -741,16 +804,22 @@ class PickleWalker:
                             # joblib writes the buffer after closing the frame, outside frames
                             if frame_end != no_frame:
                                 if base + pos < frame_end:
-                                    self._anomaly("pickle-frame-straddle", base + pos - start,
-                                                  "an inline joblib buffer sits inside a FRAME")
+                                    self._anomaly(
+                                        "pickle-frame-straddle",
+                                        base + pos - start,
+                                        "an inline joblib buffer sits inside a FRAME",
+                                    )
                                 frame_end = no_frame
                             r.pos = pos
                             self._joblib_array(obj)
                             buf, pos, blen, base = r.buf, r.pos, len(r.buf), r.base
                             limit = 0
                     elif tobj is Global:
-                        self._anomaly("pickle-build-on-global", base + pos - 1 - start,
-                                      f"BUILD sets attributes on the imported object `{obj.name}`")
+                        self._anomaly(
+                            "pickle-build-on-global",
+                            base + pos - 1 - start,
+                            f"BUILD sets attributes on the imported object `{obj.name}`",
+                        )
                 elif op == 0x93:  # STACK_GLOBAL
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "STACK_GLOBAL needs two items")
@@ -763,9 +832,11 @@ class PickleWalker:
                     elif isinstance(module, (str, Call, Opaque, Blob)) and isinstance(
                         name, (str, Call, Opaque, Blob)
                     ):
-                        self._anomaly("pickle-unresolved-global", here,
-                                      f"STACK_GLOBAL operands are computed: {_short(module)}, "
-                                      f"{_short(name)}")
+                        self._anomaly(
+                            "pickle-unresolved-global",
+                            here,
+                            f"STACK_GLOBAL operands are computed: {_short(module)}, {_short(name)}",
+                        )
                         stack.append(Opaque("unresolved global"))
                     else:
                         raise PickleError("pickle-invalid", "STACK_GLOBAL requires two strings")
@@ -804,8 +875,11 @@ class PickleWalker:
                     flen = _unpack_from("<Q", buf, pos)[0]
                     pos += 8
                     if frame_end != no_frame and base + pos - 9 < frame_end:
-                        self._anomaly("pickle-frame-straddle", base + pos - 9 - start,
-                                      "a FRAME starts before the previous frame ends")
+                        self._anomaly(
+                            "pickle-frame-straddle",
+                            base + pos - 9 - start,
+                            "a FRAME starts before the previous frame ends",
+                        )
                     frame_end = base + pos + flen
                     limit = 0
                 elif op == 0x2E:  # STOP
@@ -821,8 +895,11 @@ class PickleWalker:
                     proto = buf[pos]
                     pos += 1
                     if base + pos - 2 != start:
-                        self._anomaly("pickle-misplaced-proto", base + pos - 2 - start,
-                                      "PROTO appears after the start of the stream")
+                        self._anomaly(
+                            "pickle-misplaced-proto",
+                            base + pos - 2 - start,
+                            "PROTO appears after the start of the stream",
+                        )
                     if proto > 5:
                         raise PickleError("pickle-invalid", f"unsupported pickle protocol {proto}")
                     res.proto = proto
@@ -842,7 +919,8 @@ class PickleWalker:
                         limit = 0
                     n = buf[pos] if w == 1 else _unpack_from("<I" if w == 4 else "<Q", buf, pos)[0]
                     value, buf, pos, blen, base = r.take(
-                        pos + w, n, "bytearray" if op == 0x96 else "bytes", start)
+                        pos + w, n, "bytearray" if op == 0x96 else "bytes", start
+                    )
                     limit = 0
                     stack.append(value)
                 elif op == 0x55 or op == 0x54:  # SHORT_BINSTRING / BINSTRING
@@ -877,8 +955,11 @@ class PickleWalker:
                         raise PickleError("pickle-invalid", "negative LONG4 byte count")
                     value, buf, pos, blen, base = r.take(pos + w, n, "long", start)
                     limit = 0
-                    stack.append(int.from_bytes(value, "little", signed=True)
-                                 if isinstance(value, bytes) and n <= 1024 else Opaque("int"))
+                    stack.append(
+                        int.from_bytes(value, "little", signed=True)
+                        if isinstance(value, bytes) and n <= 1024
+                        else Opaque("int")
+                    )
                 elif op == 0x6C:  # LIST
                     stack.append(Seq("list", _pop_mark(stack, marks)))
                 elif op == 0x64:  # DICT
@@ -900,15 +981,18 @@ class PickleWalker:
                     items = _pop_mark(stack, marks)
                     if not items:
                         raise PickleError("pickle-stack-underflow", "OBJ without a class")
-                    stack.append(self._called(items[0], tuple(items[1:]),
-                                              base + pos - 1 - start, "OBJ"))
+                    stack.append(
+                        self._called(items[0], tuple(items[1:]), base + pos - 1 - start, "OBJ")
+                    )
                 elif op == 0x70 or op == 0x67:  # PUT / GET (text index)
                     line, buf, pos, blen, base = r.readline(pos)
                     limit = 0
                     try:
                         idx = int(line)
                     except ValueError:
-                        raise PickleError("pickle-invalid", "PUT/GET index is not a number") from None
+                        raise PickleError(
+                            "pickle-invalid", "PUT/GET index is not a number"
+                        ) from None
                     if op == 0x70:
                         if not stack:
                             raise PickleError("pickle-invalid", "PUT on an empty stack")
@@ -925,7 +1009,9 @@ class PickleWalker:
                     try:
                         stack.append(float(line))
                     except ValueError:
-                        raise PickleError("pickle-invalid", "FLOAT argument is not a number") from None
+                        raise PickleError(
+                            "pickle-invalid", "FLOAT argument is not a number"
+                        ) from None
                 elif op == 0x53:  # STRING
                     line, buf, pos, blen, base = r.readline(pos)
                     limit = 0
@@ -958,17 +1044,23 @@ class PickleWalker:
                     if pos + w > blen:
                         buf, pos, blen, base = r.need(pos, w)
                         limit = 0
-                    code = buf[pos] if w == 1 else _unpack_from("<H" if w == 2 else "<i", buf, pos)[0]
+                    fmt = "<H" if w == 2 else "<i"
+                    code = buf[pos] if w == 1 else _unpack_from(fmt, buf, pos)[0]
                     pos += w
                     res.ext_codes[code] = res.ext_codes.get(code, 0) + 1
                     stack.append(Opaque(f"extension code {code}"))
                 elif op == 0x97:  # NEXT_BUFFER
-                    self._anomaly("pickle-out-of-band-buffer", base + pos - 1 - start,
-                                  "NEXT_BUFFER needs out-of-band buffers a plain load lacks")
+                    self._anomaly(
+                        "pickle-out-of-band-buffer",
+                        base + pos - 1 - start,
+                        "NEXT_BUFFER needs out-of-band buffers a plain load lacks",
+                    )
                     stack.append(Opaque("out-of-band buffer"))
                 elif op == 0x98:  # READONLY_BUFFER
                     if not stack:
-                        raise PickleError("pickle-stack-underflow", "READONLY_BUFFER on empty stack")
+                        raise PickleError(
+                            "pickle-stack-underflow", "READONLY_BUFFER on an empty stack"
+                        )
                 else:
                     r.pos = pos - 1
                     raise PickleError("pickle-invalid", f"invalid opcode 0x{op:02x}")
@@ -981,8 +1073,11 @@ class PickleWalker:
         if len(stack) > max_stack or memo.size() > max_memo:
             self._periodic(ops, remaining, len(stack), memo.size())
         if frame_end != no_frame and base + pos < frame_end:
-            self._anomaly("pickle-frame-straddle", base + pos - 1 - start,
-                          "STOP inside a FRAME that announces more bytes")
+            self._anomaly(
+                "pickle-frame-straddle",
+                base + pos - 1 - start,
+                "STOP inside a FRAME that announces more bytes",
+            )
 
     def _periodic(self, ops: int, remaining: int, stack: int, memo: int) -> None:
         limits = self.limits
@@ -1006,11 +1101,14 @@ class PickleWalker:
         items = state.items
         shape = items.get("shape")
         size = dtype_itemsize(items.get("dtype"))
-        if size is None or type(shape) is not tuple or not all(
-            isinstance(d, int) and d >= 0 for d in shape
+        if (
+            size is None
+            or type(shape) is not tuple
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
         ):
-            raise PickleError("joblib-array-unknown",
-                              "cannot tell the size of an inline joblib array")
+            raise PickleError(
+                "joblib-array-unknown", "cannot tell the size of an inline joblib array"
+            )
         itemsize, has_objects = size
         if has_objects:
             inner = PickleWalker(r, self.limits, self.deadline, self.budget)
@@ -1026,13 +1124,15 @@ class PickleWalker:
             for code, n in sub.ext_codes.items():
                 self.res.ext_codes[code] = self.res.ext_codes.get(code, 0) + n
             if sub.error:
-                raise PickleError(sub.error_kind or "pickle-invalid",
-                                  f"in an object array's nested pickle: {sub.error}")
+                raise PickleError(
+                    sub.error_kind or "pickle-invalid",
+                    f"in an object array's nested pickle: {sub.error}",
+                )
             return
         count = 1
         for d in shape:
             count *= d
-        if "numpy_array_alignment_bytes" in items and items["numpy_array_alignment_bytes"]:
+        if items.get("numpy_array_alignment_bytes"):
             if not r.fill(1):
                 raise PickleError("pickle-truncated", "stream ends before an array's padding")
             pad = r.buf[r.pos]
@@ -1040,10 +1140,13 @@ class PickleWalker:
             if not r.skip(pad):
                 raise PickleError("pickle-truncated", "stream ends inside an array's padding")
         if not r.skip(count * itemsize):
-            raise PickleError("pickle-truncated",
-                              f"inline joblib array of {count * itemsize} bytes runs past the end")
+            raise PickleError(
+                "pickle-truncated",
+                f"inline joblib array of {count * itemsize} bytes runs past the end",
+            )
 
 
-def walk_stream(reader: Reader, limits: Limits, deadline: Deadline,
-                budget: list[int]) -> StreamResult:
+def walk_stream(
+    reader: Reader, limits: Limits, deadline: Deadline, budget: list[int]
+) -> StreamResult:
     return PickleWalker(reader, limits, deadline, budget).run()

@@ -23,8 +23,9 @@ from .streams import BytesSource, Source
 _STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipghBC\x8c\x8d\x8e\x8f\x88\x89\x8a\x8b\x95\x96")
 MAX_EVIDENCE_STREAM = 1 << 20
 # error kinds that are about the budget or the container, not about the pickle itself
-NOT_PICKLE_ERRORS = frozenset({"joblib-array-unknown", "decompressed-size",
-                               "compression-ratio", "stream-corrupt"})
+NOT_PICKLE_ERRORS = frozenset(
+    {"joblib-array-unknown", "decompressed-size", "compression-ratio", "stream-corrupt"}
+)
 MAX_EVIDENCE_LINES = 14
 
 
@@ -77,15 +78,24 @@ def scan_pickle(src: Source, where: Location, ctx: Context, *, kind: str = "pick
             continue
         if not sniff_pickle(head):
             what = _describe(head)
-            ctx.anomaly("pickle-trailing-data", where.at(start),
-                        f"{_remaining(src, start)} bytes after the pickle's STOP ({what})")
+            ctx.anomaly(
+                "pickle-trailing-data",
+                where.at(start),
+                f"{_remaining(src, start)} bytes after the pickle's STOP ({what})",
+            )
             return
         if streams == 1:
-            ctx.anomaly("pickle-multiple-streams", where.at(start),
-                        "a second pickle follows the first; loaders that read again run it")
+            ctx.anomaly(
+                "pickle-multiple-streams",
+                where.at(start),
+                "a second pickle follows the first; loaders that read again run it",
+            )
         if streams >= ctx.limits.max_pickles_per_stream:
-            ctx.anomaly("budget-streams", where.at(start),
-                        f"more than {ctx.limits.max_pickles_per_stream} stacked pickles")
+            ctx.anomaly(
+                "budget-streams",
+                where.at(start),
+                f"more than {ctx.limits.max_pickles_per_stream} stacked pickles",
+            )
             return
 
 
@@ -108,16 +118,33 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
     if names and ctx.wants_evidence(names):
         evidence = decompile(src, res)
     for use in res.globals.values():
-        ctx.emit("pickle.global", use.name, where.at(res.start + use.offset, use.name),
-                 evidence, opcode=use.opcode, spelled=use.spelled, count=use.count,
-                 called=use.called, call=use.first_call, stream=stream)
+        ctx.emit(
+            "pickle.global",
+            use.name,
+            where.at(res.start + use.offset, use.name),
+            evidence,
+            opcode=use.opcode,
+            spelled=use.spelled,
+            count=use.count,
+            called=use.called,
+            call=use.first_call,
+            stream=stream,
+        )
     for use in res.derived_calls.values():
-        ctx.emit("pickle.call", use.name, where.at(res.start + use.offset, use.name),
-                 evidence, opcode=use.opcode, called=use.called, call=use.first_call,
-                 stream=stream)
+        ctx.emit(
+            "pickle.call",
+            use.name,
+            where.at(res.start + use.offset, use.name),
+            evidence,
+            opcode=use.opcode,
+            called=use.called,
+            call=use.first_call,
+            stream=stream,
+        )
     for code, count in res.ext_codes.items():
-        ctx.emit("pickle.extension", str(code), where.at(res.start), evidence, count=count,
-                 stream=stream)
+        ctx.emit(
+            "pickle.extension", str(code), where.at(res.start), evidence, count=count, stream=stream
+        )
     for kind, offset, message in res.anomalies:
         ctx.anomaly(kind, where.at(res.start + offset), message, evidence)
     if res.error:
@@ -125,16 +152,22 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
         if kind.startswith("budget-") or kind in NOT_PICKLE_ERRORS:
             ctx.anomaly(kind, where.at(res.error_offset), res.error, evidence)
         else:
-            ctx.anomaly(kind, where.at(res.error_offset),
-                        f"{res.error}; the unpickler runs everything before this point",
-                        evidence)
+            ctx.anomaly(
+                kind,
+                where.at(res.error_offset),
+                f"{res.error}; the unpickler runs everything before this point",
+                evidence,
+            )
     for offset, length, loader, literal in res.embedded:
         data = literal
         if data is None and length <= ctx.limits.max_member_read:
             data = src.reread(res.start + offset, res.start + offset + length)
         if data is None:
-            ctx.anomaly("embedded-not-analysed", where.at(res.start + offset),
-                         f"{length} bytes passed to `{loader}` could not be re-read")
+            ctx.anomaly(
+                "embedded-not-analysed",
+                where.at(res.start + offset),
+                f"{length} bytes passed to `{loader}` could not be re-read",
+            )
             continue
         from .dispatch import dispatch_bytes
 
@@ -153,7 +186,7 @@ def decompile(src: Source, res: StreamResult) -> str | None:
 
         pickled = Pickled.load(data)
         code = ast.unparse(pickled.ast)
-    except Exception:  # noqa: BLE001 - fickling on hostile bytes: fall back to our own view
+    except Exception:
         return _summary(res)
     lines = code.splitlines()
     if len(lines) > MAX_EVIDENCE_LINES:
@@ -163,6 +196,7 @@ def decompile(src: Source, res: StreamResult) -> str | None:
 
 
 def _summary(res: StreamResult) -> str | None:
-    calls = [u.first_call for u in (*res.globals.values(), *res.derived_calls.values())
-             if u.first_call]
+    calls = [
+        u.first_call for u in (*res.globals.values(), *res.derived_calls.values()) if u.first_call
+    ]
     return "\n".join(c for c in calls[:MAX_EVIDENCE_LINES] if c) or None

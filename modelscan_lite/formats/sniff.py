@@ -14,8 +14,17 @@ from .pickles import sniff_pickle
 HEAD = 4096
 
 # format name -> family: what the format can do when loaded
-PICKLE_FAMILY = frozenset({"pickle", "pytorch-zip", "torchscript", "pytorch-legacy",
-                           "pytorch-legacy-tar", "joblib", "npy-object"})
+PICKLE_FAMILY = frozenset(
+    {
+        "pickle",
+        "pytorch-zip",
+        "torchscript",
+        "pytorch-legacy",
+        "pytorch-legacy-tar",
+        "joblib",
+        "npy-object",
+    }
+)
 CONTAINERS = frozenset({"zip", "npz", "tar", "7z", "gzip", "bz2", "xz", "lzma", "zlib", "lz4"})
 
 
@@ -40,8 +49,12 @@ def _is_safetensors(head: bytes) -> bool:
 
 
 def _is_zlib(head: bytes) -> bool:
-    return (len(head) >= 2 and head[0] == 0x78 and (head[0] << 8 | head[1]) % 31 == 0
-            and head[1] in (0x01, 0x5E, 0x9C, 0xDA))
+    return (
+        len(head) >= 2
+        and head[0] == 0x78
+        and (head[0] << 8 | head[1]) % 31 == 0
+        and head[1] in (0x01, 0x5E, 0x9C, 0xDA)
+    )
 
 
 def _is_text(head: bytes) -> bool:

@@ -168,8 +168,10 @@ class DecodedStream:
                 if not rest:
                     rest = self._raw.read(CHUNK)
                     self._in += len(rest)
-                if not rest or self._codec not in MULTI_MEMBER or not rest.startswith(
-                    MULTI_MEMBER[self._codec]
+                if (
+                    not rest
+                    or self._codec not in MULTI_MEMBER
+                    or not rest.startswith(MULTI_MEMBER[self._codec])
                 ):
                     self._done = True
                     break

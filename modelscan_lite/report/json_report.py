@@ -16,16 +16,24 @@ def location_dict(loc: Location) -> dict[str, Any]:
 
 def finding_dict(f: Finding) -> dict[str, Any]:
     return {
-        "rule": f.rule, "name": f.name, "severity": f.severity.label, "message": f.message,
-        "location": location_dict(f.location), "fingerprint": f.fingerprint,
+        "rule": f.rule,
+        "name": f.name,
+        "severity": f.severity.label,
+        "message": f.message,
+        "location": location_dict(f.location),
+        "fingerprint": f.fingerprint,
         "evidence": f.evidence,
     }
 
 
 def artifact_dict(a: ArtifactResult) -> dict[str, Any]:
     return {
-        "path": a.path, "format": a.format, "size": a.size, "sha256": a.sha256,
-        "skipped": a.skipped, "error": a.error,
+        "path": a.path,
+        "format": a.format,
+        "size": a.size,
+        "sha256": a.sha256,
+        "skipped": a.skipped,
+        "error": a.error,
         "findings": [finding_dict(f) for f in a.findings],
     }
 
@@ -48,8 +56,11 @@ def summary(report: Report) -> dict[str, Any]:
 def render_json(report: Report) -> str:
     doc = {
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "modelscan-lite", "version": report.tool_version,
-                 "rules_version": report.rules_version},
+        "tool": {
+            "name": "modelscan-lite",
+            "version": report.tool_version,
+            "rules_version": report.rules_version,
+        },
         "rules_active": list(report.active_rules),
         "artifacts": [artifact_dict(a) for a in report.artifacts],
         "errors": list(report.errors),

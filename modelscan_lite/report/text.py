@@ -9,10 +9,18 @@ import io
 
 from ..model import Report, Severity
 
-ICON = {Severity.CRITICAL: "CRITICAL", Severity.HIGH: "HIGH", Severity.MEDIUM: "MEDIUM",
-        Severity.LOW: "LOW"}
-STYLE = {Severity.CRITICAL: "bold red", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
-         Severity.LOW: "cyan"}
+ICON = {
+    Severity.CRITICAL: "CRITICAL",
+    Severity.HIGH: "HIGH",
+    Severity.MEDIUM: "MEDIUM",
+    Severity.LOW: "LOW",
+}
+STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.HIGH: "red",
+    Severity.MEDIUM: "yellow",
+    Severity.LOW: "cyan",
+}
 
 
 def _lines(report: Report) -> list[tuple[str, str]]:
@@ -29,8 +37,11 @@ def _lines(report: Report) -> list[tuple[str, str]]:
             if f.location.key and f.location.key not in f.message:
                 where = f"{where} [{f.location.key}]" if where else f"[{f.location.key}]"
             if f.location.offset is not None:
-                where = (f"{where}, offset {f.location.offset}" if where
-                         else f"offset {f.location.offset}")
+                where = (
+                    f"{where}, offset {f.location.offset}"
+                    if where
+                    else f"offset {f.location.offset}"
+                )
             out.append((f"  {f.rule} {ICON[f.severity]:<8} {f.name}", STYLE[f.severity]))
             out.append((f"      {f.message}", ""))
             if where:
@@ -63,10 +74,15 @@ def summary_line(report: Report) -> str:
     found = ", ".join(parts) if parts else "no findings"
     fail = report.fail_on.label if report.fail_on else "never"
     failing = len(report.failing())
-    verdict = (f"FAIL ({failing} at or above {fail})" if failing
-               else ("ERROR" if report.errors else "PASS"))
-    return (f"{verdict}: {scanned} file(s), {skipped} skipped as not model files, {found}; "
-            f"fail-on {fail}; {report.seconds:.2f}s")
+    verdict = (
+        f"FAIL ({failing} at or above {fail})"
+        if failing
+        else ("ERROR" if report.errors else "PASS")
+    )
+    return (
+        f"{verdict}: {scanned} file(s), {skipped} skipped as not model files, {found}; "
+        f"fail-on {fail}; {report.seconds:.2f}s"
+    )
 
 
 def render_text(report: Report, *, color: bool = False) -> str:
