@@ -18,7 +18,7 @@ class Limits:
     # pickle
     max_opcodes: int = 200_000_000
     max_stack: int = 1_000_000
-    max_memo: int = 5_000_000
+    max_memo: int = 32_000_000
     max_pickles_per_stream: int = 64
     # containers
     max_depth: int = 6
