@@ -90,75 +90,30 @@ def test_every_rule_has_bad_and_ok_samples() -> None:
         assert list(folder.glob("ok-*")), f"{r.id} has no ok sample"
 
 
+def _rule(**changes: object) -> dict[str, object]:
+    """A valid rule document with some fields replaced."""
+    base: dict[str, object] = {
+        "id": "P199",
+        "name": "x",
+        "severity": "low",
+        "formats": ["p"],
+        "match": {"kind": "a"},
+        "message": "m",
+        "since": "0.1.0",
+        "doc": {k: "x" for k in DOC_FIELDS},
+    }
+    return {**base, **changes}
+
+
 @pytest.mark.parametrize(
     "broken, message",
     [
         ({"id": "Z101"}, "missing"),
-        (
-            {
-                "id": "P1",
-                "name": "x",
-                "severity": "low",
-                "formats": ["p"],
-                "match": {"kind": "a"},
-                "message": "m",
-                "since": "0.1.0",
-                "doc": {k: "x" for k in DOC_FIELDS},
-            },
-            "<FAMILY>",
-        ),
-        (
-            {
-                "id": "P199",
-                "name": "Not_Kebab",
-                "severity": "low",
-                "formats": ["p"],
-                "match": {"kind": "a"},
-                "message": "m",
-                "since": "0.1.0",
-                "doc": {k: "x" for k in DOC_FIELDS},
-            },
-            "kebab",
-        ),
-        (
-            {
-                "id": "P199",
-                "name": "x",
-                "severity": "severe",
-                "formats": ["p"],
-                "match": {"kind": "a"},
-                "message": "m",
-                "since": "0.1.0",
-                "doc": {k: "x" for k in DOC_FIELDS},
-            },
-            "severity",
-        ),
-        (
-            {
-                "id": "P199",
-                "name": "x",
-                "severity": "low",
-                "formats": ["p"],
-                "match": {"kind": "a", "globb": ["x"]},
-                "message": "m",
-                "since": "0.1.0",
-                "doc": {k: "x" for k in DOC_FIELDS},
-            },
-            "unknown match keys",
-        ),
-        (
-            {
-                "id": "P199",
-                "name": "x",
-                "severity": "low",
-                "formats": ["p"],
-                "match": {"kind": "a"},
-                "message": "m",
-                "since": "0.1.0",
-                "doc": {"what": "x"},
-            },
-            "doc needs",
-        ),
+        (_rule(id="P1"), "<FAMILY>"),
+        (_rule(name="Not_Kebab"), "kebab"),
+        (_rule(severity="severe"), "severity"),
+        (_rule(match={"kind": "a", "globb": ["x"]}), "unknown match keys"),
+        (_rule(doc={"what": "x"}), "doc needs"),
     ],
 )
 def test_malformed_rules_are_rejected_with_the_file_name(broken: dict, message: str) -> None:

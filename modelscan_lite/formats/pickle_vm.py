@@ -679,16 +679,19 @@ class PickleWalker:
                         limit = 0
                     stack.append(_unpack_from("<i", buf, pos)[0])
                     pos += 4
-                elif op == 0x65:  # APPENDS
+                elif op == 0x65 or op == 0x75 or op == 0x90:  # APPENDS / SETITEMS / ADDITEMS
                     if not marks:
                         raise PickleError("pickle-invalid", "MARK expected but not found")
                     k = marks.pop()
                     items = stack[k:]
                     del stack[k:]
                     if not stack:
-                        raise PickleError("pickle-stack-underflow", "APPENDS without a list")
+                        raise PickleError("pickle-stack-underflow", "no container to add to")
                     target = stack[-1]
-                    if type(target) is Seq:
+                    if op == 0x75:
+                        if type(target) is Dct:
+                            target.set_many(items)
+                    elif type(target) is Seq:
                         target.extend(items)
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     if pos >= blen:
@@ -713,17 +716,6 @@ class PickleWalker:
                         limit = 0
                     stack.append(_unpack_from(">d", buf, pos)[0])
                     pos += 8
-                elif op == 0x75:  # SETITEMS
-                    if not marks:
-                        raise PickleError("pickle-invalid", "MARK expected but not found")
-                    k = marks.pop()
-                    items = stack[k:]
-                    del stack[k:]
-                    if not stack:
-                        raise PickleError("pickle-stack-underflow", "SETITEMS without a dict")
-                    target = stack[-1]
-                    if type(target) is Dct:
-                        target.set_many(items)
                 elif op == 0x4B:  # BININT1
                     if pos >= blen:
                         buf, pos, blen, base = r.need(pos, 1)
@@ -968,13 +960,6 @@ class PickleWalker:
                     stack.append(d)
                 elif op == 0x8F:  # EMPTY_SET
                     stack.append(Seq("set"))
-                elif op == 0x90:  # ADDITEMS
-                    items = _pop_mark(stack, marks)
-                    if not stack:
-                        raise PickleError("pickle-stack-underflow", "ADDITEMS without a set")
-                    target = stack[-1]
-                    if type(target) is Seq:
-                        target.extend(items)
                 elif op == 0x91:  # FROZENSET
                     stack.append(Seq("frozenset", _pop_mark(stack, marks)))
                 elif op == 0x6F:  # OBJ

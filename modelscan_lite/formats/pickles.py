@@ -117,30 +117,20 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
     names = list(res.globals) + list(res.derived_calls)
     if names and ctx.wants_evidence(names):
         evidence = decompile(src, res)
-    for use in res.globals.values():
-        ctx.emit(
-            "pickle.global",
-            use.name,
-            where.at(res.start + use.offset, use.name),
-            evidence,
-            opcode=use.opcode,
-            spelled=use.spelled,
-            count=use.count,
-            called=use.called,
-            call=use.first_call,
-            stream=stream,
-        )
-    for use in res.derived_calls.values():
-        ctx.emit(
-            "pickle.call",
-            use.name,
-            where.at(res.start + use.offset, use.name),
-            evidence,
-            opcode=use.opcode,
-            called=use.called,
-            call=use.first_call,
-            stream=stream,
-        )
+    for kind, uses in (("pickle.global", res.globals), ("pickle.call", res.derived_calls)):
+        for use in uses.values():
+            ctx.emit(
+                kind,
+                use.name,
+                where.at(res.start + use.offset, use.name),
+                evidence,
+                opcode=use.opcode,
+                spelled=use.spelled,
+                count=use.count,
+                called=use.called,
+                call=use.first_call,
+                stream=stream,
+            )
     for code, count in res.ext_codes.items():
         ctx.emit(
             "pickle.extension", str(code), where.at(res.start), evidence, count=count, stream=stream
