@@ -132,3 +132,7 @@ def test_rule_directory_errors_name_the_file(tmp_path: Path) -> None:
             load_rules(str(tmp_path))
     finally:
         load_rules.cache_clear()
+
+
+def test_the_rule_builder_makes_a_valid_rule() -> None:
+    assert parse_rule(_rule(), "pickle/P199-x.yaml").id == "P199"
