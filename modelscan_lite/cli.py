@@ -8,9 +8,10 @@ progress and diagnostics go to stderr.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -87,8 +88,11 @@ def scan(
             from dataclasses import replace
 
             cfg = replace(cfg, fail_on=None)
-        progress = None if quiet or not sys.stderr.isatty() else _progress_printer()
-        report = scan_paths([str(p) for p in paths], cfg, progress)
+        if quiet or not sys.stderr.isatty():
+            report = scan_paths([str(p) for p in paths], cfg)
+        else:
+            with _progress() as progress:
+                report = scan_paths([str(p) for p in paths], cfg, progress)
     except (ConfigError, RuleError) as exc:
         raise _fail(str(exc)) from None
     color = output is None and output_format == "text" and sys.stdout.isatty()
@@ -109,14 +113,28 @@ def scan(
     raise typer.Exit(EXIT_OK)
 
 
-def _progress_printer() -> Callable[[int, int], None]:
-    def show(done: int, total: int) -> None:
-        if total >= 20:
-            end = "\n" if done == total else ""
-            sys.stderr.write(f"\rscanned {done}/{total} files{end}")
-            sys.stderr.flush()
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr, shown once a scan has more than a handful of files."""
+    state: dict[str, Any] = {}
 
-    return show
+    def update(done: int, total: int) -> None:
+        if total < 20:
+            return
+        if "bar" not in state:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            bar = Progress(console=Console(stderr=True), transient=True)
+            bar.start()
+            state["bar"], state["task"] = bar, bar.add_task("scanning", total=total)
+        state["bar"].update(state["task"], completed=done)
+
+    try:
+        yield update
+    finally:
+        if "bar" in state:
+            state["bar"].stop()
 
 
 @app.command()

@@ -287,3 +287,38 @@ def test_zip_bomb_member_stops_at_budget(tmp_path: Path) -> None:
 
 def test_benign_dict_has_no_findings(tmp_path: Path) -> None:
     assert not scan_bytes(tmp_path, BENIGN_DICT).findings
+
+
+@pytest.mark.parametrize(
+    "ext", [b"\x82\x2a", b"\x83\x39\x05", b"\x84\x00\x01\x00\x00"], ids=["EXT1", "EXT2", "EXT4"]
+)
+def test_extension_codes_are_reported(tmp_path: Path, ext: bytes) -> None:
+    result = scan_bytes(tmp_path, b"\x80\x02" + ext + b")R.")
+    assert find(result, "P106").severity.label == "high"
+
+
+@pytest.mark.parametrize(
+    "operands",
+    [
+        STRING("os") + b"p0\n" + STRING("system") + b"p1\n0" + b"0g0\ng1\n",  # text PUT/GET
+        b"Vos\n" + b"Vsystem\n",  # UNICODE
+        STRING("os") + STRING("system"),  # STRING
+        b"\x8c\x02os\x94\x8c\x06system\x94" + b"0" * 2 + b"h\x00h\x01",  # MEMOIZE + BINGET
+    ],
+    ids=["text-put-get", "unicode", "string", "memoize-binget"],
+)
+def test_stack_global_operand_spellings(tmp_path: Path, operands: bytes) -> None:
+    data = b"\x80\x04" + operands + b"\x93" + U("id") + b"\x85R."
+    assert "os.system" in find(scan_bytes(tmp_path, data), "P101").message
+
+
+def test_non_string_memo_operand_is_reported_not_crashed(tmp_path: Path) -> None:
+    data = b"\x80\x04K\x01\x94" + U("system") + b"h\x00\x8c\x02os\x93" + b"N."
+    result = scan_bytes(tmp_path, data)
+    assert result.error is None
+    assert "P201" in rules_of(result) or "P101" in rules_of(result)
+
+
+def test_dunder_import_is_a_resolver(tmp_path: Path) -> None:
+    data = pk(call("builtins", "__import__", U("os")))
+    assert "P102" in rules_of(scan_bytes(tmp_path, data))

@@ -6,8 +6,12 @@ Colour (via ``rich``) only when writing to a terminal; the plain form is stable 
 from __future__ import annotations
 
 import io
+from typing import TYPE_CHECKING
 
-from ..model import Report, Severity
+from ..model import ArtifactResult, Report, Severity
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 ICON = {
     Severity.CRITICAL: "CRITICAL",
@@ -85,15 +89,43 @@ def summary_line(report: Report) -> str:
     )
 
 
-def render_text(report: Report, *, color: bool = False) -> str:
+def render_text(report: Report, *, color: bool = False, width: int = 100) -> str:
     lines = _lines(report)
-    if not color:
+    flagged = [a for a in report.artifacts if a.findings]
+    if not color and len(flagged) < 2:
         return "\n".join(t for t, _ in lines) + "\n"
     from rich.console import Console
     from rich.text import Text
 
     buf = io.StringIO()
-    console = Console(file=buf, force_terminal=True, highlight=False, soft_wrap=True)
-    for text, style in lines:
+    console = Console(
+        file=buf,
+        force_terminal=color,
+        no_color=not color,
+        highlight=False,
+        soft_wrap=True,
+        width=width,
+    )
+    for text, style in lines[:-1]:
         console.print(Text(text, style=style or ""))
+    if len(flagged) >= 2:
+        console.print(_table(flagged))
+    console.print(Text(*lines[-1]))
     return buf.getvalue()
+
+
+def _table(flagged: list[ArtifactResult]) -> Table:
+    """Findings per file and severity: the overview for a scan of many files."""
+    from rich.table import Table
+
+    table = Table(title="findings by file", title_justify="left", show_edge=False)
+    table.add_column("file", overflow="fold")
+    table.add_column("format")
+    for sev in sorted(Severity, reverse=True):
+        table.add_column(sev.label, justify="right", style=STYLE[sev])
+    for art in flagged:
+        counts = {s: sum(1 for f in art.findings if f.severity is s) for s in Severity}
+        table.add_row(
+            art.path, art.format, *(str(counts[s] or "") for s in sorted(Severity, reverse=True))
+        )
+    return table
