@@ -322,3 +322,23 @@ def test_non_string_memo_operand_is_reported_not_crashed(tmp_path: Path) -> None
 def test_dunder_import_is_a_resolver(tmp_path: Path) -> None:
     data = pk(call("builtins", "__import__", U("os")))
     assert "P102" in rules_of(scan_bytes(tmp_path, data))
+
+
+def test_nesting_depth_budget_is_a_finding(tmp_path: Path) -> None:
+    from modelscan_lite.limits import Limits
+    from samples.make_samples import generic_zip
+
+    data = payload_system()
+    for i in range(8):
+        data = generic_zip([(f"level{i}.zip", data)])
+    result = scan_bytes(tmp_path, data, "deep.zip", limits=Limits(max_depth=4))
+    assert "nested deeper" in find(result, "X901").message
+
+
+def test_member_count_budget_is_a_finding(tmp_path: Path) -> None:
+    from modelscan_lite.limits import Limits
+    from samples.make_samples import generic_zip
+
+    data = generic_zip([(f"m{i}.txt", b"x") for i in range(50)])
+    result = scan_bytes(tmp_path, data, "many.zip", limits=Limits(max_members=10))
+    assert "members" in find(result, "X901").message
