@@ -28,7 +28,7 @@ from .streams import (
 
 HEAD = 4096
 COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
-RANDOM_ACCESS = ("zip", "7z")
+RANDOM_ACCESS = ("zip", "7z", "safetensors", "gguf", "onnx")
 # Extensions that promise content which cannot run code; a pickle behind one is a lie.
 SAFE_EXTENSIONS = frozenset(
     {
@@ -74,8 +74,6 @@ MODEL_EXTENSIONS = frozenset(
         ".joblib",
         ".jbl",
         ".sav",
-        ".dat",
-        ".data",
         ".model",
         ".npy",
         ".npz",
@@ -103,7 +101,7 @@ MODEL_EXTENSIONS = frozenset(
         ".llamafile",
     }
 )
-NOT_YET_ANALYSED = frozenset({"safetensors", "gguf"})
+NOT_YET_ANALYSED = frozenset({"hdf5", "tflite"})
 PICKLE_LIKE = frozenset({"pickle"})
 
 
@@ -156,6 +154,21 @@ def dispatch_file(
                 scan_7z(_SubFile(f, start, length), where, ctx)
             finally:
                 ctx.depth -= 1
+        return fmt
+    if fmt == "safetensors":
+        from .safetensors import scan_safetensors
+
+        scan_safetensors(f, start, length, where, ctx)
+        return fmt
+    if fmt == "gguf":
+        from .gguf import scan_gguf
+
+        scan_gguf(f, start, length, where, ctx)
+        return fmt
+    if fmt == "onnx":
+        from .onnx import scan_onnx
+
+        scan_onnx(f, start, length, where, ctx)
         return fmt
     return _parse_stream(fmt, head, FileSlice(f, start, length), where, ctx, name, length)
 

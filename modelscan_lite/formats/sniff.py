@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 
+from .onnx import sniff_onnx
 from .pickles import sniff_pickle
 
 HEAD = 4096
@@ -42,10 +43,11 @@ def _is_tar(head: bytes) -> bool:
 
 
 def _is_safetensors(head: bytes) -> bool:
+    """An 8-byte length under 2**40, then a JSON object: ``{`` and a quote, ``}`` or space."""
     if len(head) < 10:
         return False
     (n,) = struct.unpack_from("<Q", head)
-    return 2 <= n < (1 << 40) and head[8:9] == b"{"
+    return 2 <= n < (1 << 40) and head[8:9] == b"{" and head[9:10] in (b'"', b"}", b" ", b"\n")
 
 
 def _is_zlib(head: bytes) -> bool:
@@ -88,6 +90,10 @@ def sniff(head: bytes) -> str:
         return "npy"
     if head.startswith(b"GGUF") or head.startswith(b"FUGG"):
         return "gguf"
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "hdf5"
+    if head[4:8] == b"TFL3":
+        return "tflite"
     if _is_tar(head):
         return "tar"
     if head.startswith(b"\x80") and sniff_pickle(head):
@@ -100,6 +106,8 @@ def sniff(head: bytes) -> str:
         return "safetensors"
     if sniff_pickle(head, strict=True):
         return "pickle"
+    if sniff_onnx(head):
+        return "onnx"
     if _is_text(head):
         return "text"
     return "unknown"
