@@ -69,6 +69,7 @@ def _emitted_anomalies() -> set[str]:
         found.update(re.findall(r'_anomaly\(\s*"([a-z0-9-]+)"', text))
         found.update(re.findall(r'PickleError\(\s*"([a-z0-9-]+)"', text))
         found.update(re.findall(r'BudgetExceeded\(\s*"([a-z0-9-]+)"', text))
+        found.update(re.findall(r'GGUFError\(\s*"([a-z0-9-]+)"', text))
     return found
 
 

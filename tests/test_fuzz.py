@@ -103,3 +103,80 @@ def test_fuzz_corpus_files_scan_cleanly(tmp_path: Path) -> None:
         path.write_bytes(data)
         result = scan(path)
         assert result.error is None
+
+
+def _seed(path: str) -> bytes:
+    return (Path(__file__).parent.parent / "samples" / path).read_bytes()
+
+
+FORMAT_SEEDS = [
+    _seed("S201/ok-valid.safetensors"),
+    _seed("G201/ok-valid.gguf"),
+    _seed("O201/ok-valid.onnx"),
+    _seed("J101/ok-chatml.gguf"),
+]
+
+
+@FUZZ
+@given(
+    st.one_of(
+        *[_mutations(s) for s in FORMAT_SEEDS],
+        st.builds(
+            lambda magic, tail: magic + tail,
+            st.sampled_from(
+                [b"GGUF\x03\0\0\0", b"FUGG\0\0\0\x03", b"\x08\x07\x12", b'\x40\0\0\0\0\0\0\0{"']
+            ),
+            st.binary(max_size=512),
+        ),
+    )
+)
+def test_format_parsers_never_raise(data: bytes) -> None:
+    ctx = _ctx()
+    dispatch_bytes(data, Location("fuzz"), ctx, "fuzz.bin")
+    assert all(f.kind for f in ctx.facts)
+
+
+JINJA_BITS = st.sampled_from(
+    [
+        "{{ ",
+        " }}",
+        "{% ",
+        " %}",
+        "{% for m in messages %}",
+        "{% endfor %}",
+        "{% if x %}",
+        "{% endif %}",
+        "x",
+        ".",
+        "__class__",
+        "[",
+        "]",
+        "'a'",
+        "~",
+        "|attr(",
+        ")",
+        "(",
+        "|join",
+        "cycler",
+        "namespace(",
+        "=",
+        ",",
+        "+",
+        "%",
+        "\\x5f",
+        "{#",
+        "#}",
+        "\u200b",
+        "\n",
+    ]
+)
+
+
+@FUZZ
+@given(st.lists(JINJA_BITS, max_size=60).map("".join))
+def test_template_analyser_never_raises(text: str) -> None:
+    from modelscan_lite.templates import scan_template
+
+    ctx = _ctx()
+    scan_template(text, Location("fuzz"), ctx)
+    assert all(f.kind.startswith(("template.", "dependency.")) for f in ctx.facts)

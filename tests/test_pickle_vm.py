@@ -212,3 +212,12 @@ def test_frames_are_validated_like_the_c_unpickler() -> None:
     res = walk(data)
     assert res.stopped  # the C unpickler runs it
     assert any(k == "pickle-frame-straddle" for k, _, _ in res.anomalies)
+
+
+def test_invalid_string_escapes_do_not_warn() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = walk(b"S'\\\xde'\n.")
+    assert res.stopped

@@ -24,6 +24,7 @@ import re
 import struct
 from typing import Any, BinaryIO
 
+from ..limits import Deadline
 from ..model import Location
 from .base import Context
 
@@ -38,7 +39,7 @@ GGML_TYPES: dict[int, tuple[str, int, int] | None] = {
     6: ("Q5_0", 32, 22),
     7: ("Q5_1", 32, 24),
     8: ("Q8_0", 32, 34),
-    9: ("Q8_1", 32, 36),
+    9: ("Q8_1", 32, 40),
     10: ("Q2_K", 256, 84),
     11: ("Q3_K", 256, 110),
     12: ("Q4_K", 256, 144),
@@ -69,6 +70,8 @@ GGML_TYPES: dict[int, tuple[str, int, int] | None] = {
     37: None,
     38: None,
     39: ("MXFP4", 32, 17),
+    40: ("NVFP4", 64, 36),
+    41: ("Q1_0", 128, 18),
 }
 # value type id -> struct code (8 string and 9 array are handled apart)
 SCALARS = {
@@ -101,14 +104,23 @@ class GGUFError(Exception):
 
 
 class _Reader:
-    __slots__ = ("buf", "end", "pos", "prefix", "wide")
+    __slots__ = ("buf", "deadline", "end", "pos", "prefix", "wide")
 
-    def __init__(self, buf: Any, end: int, big_endian: bool) -> None:
+    def __init__(self, buf: Any, end: int, big_endian: bool, deadline: Deadline) -> None:
         self.buf = buf
         self.end = end
         self.pos = 0
         self.prefix = ">" if big_endian else "<"
         self.wide = True  # u64 counts and lengths (False for version 1)
+        self.deadline = deadline
+
+    def check_time(self) -> None:
+        if self.deadline.expired():
+            raise GGUFError(
+                "budget-time",
+                f"more than {self.deadline.seconds:.0f}s to read the header",
+                self.pos,
+            )
 
     def need(self, n: int, what: str) -> None:
         if n < 0 or self.pos + n > self.end:
@@ -164,16 +176,28 @@ def _value(r: _Reader, vtype: int, what: str, depth: int = 0) -> Any:
         if etype == 8:
             if n * 8 > r.end - r.pos:
                 raise GGUFError("gguf-absurd-count", f"{what} claims {n} strings", r.pos)
-            for i in range(n):
-                m = r.count(f"{what}[{i}] length")
-                r.need(m, f"{what}[{i}]")
-                r.pos += m
+            length = struct.Struct(r.prefix + ("Q" if r.wide else "I"))
+            step, buf, pos, end = length.size, r.buf, r.pos, r.end
+            for i in range(n):  # the hot loop of a large vocabulary: kept lean
+                if pos + step > end:
+                    r.pos = pos
+                    r.need(step, f"{what}[{i}] length")
+                (m,) = length.unpack_from(buf, pos)
+                pos += step + m
+                if pos > end:
+                    r.pos = pos - m
+                    r.need(m, f"{what}[{i}]")
+                if not i & 0xFFFF:
+                    r.check_time()
+            r.pos = pos
             return _Array(etype, n)
         if etype == 9:
             if n * 12 > r.end - r.pos:
                 raise GGUFError("gguf-absurd-count", f"{what} claims {n} arrays", r.pos)
             for i in range(n):
                 _value(r, 9, f"{what}[{i}]", depth + 1)
+                if not i & 0xFFF:
+                    r.check_time()
             return _Array(etype, n)
         raise GGUFError("gguf-invalid", f"{what} has unknown element type {etype}", r.pos)
     raise GGUFError("gguf-invalid", f"{what} has unknown value type {vtype}", r.pos)
@@ -210,7 +234,7 @@ def scan_gguf(f: BinaryIO, start: int, length: int, where: Location, ctx: Contex
 
 def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
     big = bytes(buf[0:4]) == b"FUGG"
-    r = _Reader(buf, size, big)
+    r = _Reader(buf, size, big, ctx.deadline)
     try:
         r.pos = 4
         version = r.scalar("I", "version")
@@ -247,6 +271,8 @@ def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
 def _read_metadata(r: _Reader, n_kv: int, where: Location, ctx: Context) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     for i in range(n_kv):
+        if not i & 0xFFF:
+            r.check_time()
         at = r.pos
         key = r.string(f"key #{i}", keep=1 << 16)
         if key is None:
@@ -265,6 +291,8 @@ def _read_tensor_infos(
     out = []
     seen: set[str] = set()
     for i in range(n):
+        if not i & 0xFFF:
+            r.check_time()
         at = r.pos
         name = r.string(f"tensor #{i} name", keep=1 << 16)
         if name is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import re
 import struct
+import warnings
 from typing import Any
 
 from ..model import Location
@@ -69,7 +70,9 @@ def scan_npy(src: Source, where: Location, ctx: Context, name: str) -> None:
         ctx.anomaly("npy-invalid", where, "npy header is truncated")
         return
     try:
-        header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
+        with warnings.catch_warnings():  # hostile headers make the compiler warn
+            warnings.simplefilter("ignore")
+            header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
     except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
         ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc}")
         return

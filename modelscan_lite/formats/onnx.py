@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from ..limits import Deadline
 from ..model import Location
 from .base import Context
 
@@ -168,7 +169,21 @@ def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
             raise ProtoError("varint longer than 10 bytes", pos)
 
 
-def parse(buf: Any, start: int, end: int, kind: str, depth: int = 0) -> Msg:
+class Budget:
+    """Fields decoded so far, with the wall-clock deadline checked every 64 Ki fields."""
+
+    __slots__ = ("deadline", "fields")
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+        self.fields = 0
+
+
+class ProtoTimeout(Exception):
+    pass
+
+
+def parse(buf: Any, start: int, end: int, kind: str, budget: Budget, depth: int = 0) -> Msg:
     """Decode the fields of ``kind`` we care about; skip everything else by its length."""
     if depth > MAX_DEPTH:
         raise ProtoError(f"messages nested deeper than {MAX_DEPTH}", start)
@@ -176,11 +191,16 @@ def parse(buf: Any, start: int, end: int, kind: str, depth: int = 0) -> Msg:
     msg = Msg(kind, start)
     pos = start
     while pos < end:
+        budget.fields += 1
+        if not budget.fields & 0xFFFF and budget.deadline.expired():
+            raise ProtoTimeout
         key, pos = _varint(buf, pos, end)
         number, wire = key >> 3, key & 7
         if number == 0:
             raise ProtoError("field number 0", pos)
         spec = schema.get(number)
+        if spec is not None and spec[0] != wire and not (spec[2] == "dims" and wire == 2):
+            spec = None  # a known number with another wire type: protobuf skips it as unknown
         if wire == 0:
             value, pos = _varint(buf, pos, end)
             if spec is not None:
@@ -199,7 +219,7 @@ def parse(buf: Any, start: int, end: int, kind: str, depth: int = 0) -> Msg:
                 name = spec[2]
                 if spec[1] is not None:
                     msg.values.setdefault(name, []).append(
-                        parse(buf, pos, pos + n, spec[1], depth + 1)
+                        parse(buf, pos, pos + n, spec[1], budget, depth + 1)
                     )
                 elif name in STRINGS:
                     msg.values.setdefault(name, []).append(
@@ -259,7 +279,10 @@ def scan_onnx(f: BinaryIO, start: int, length: int, where: Location, ctx: Contex
             f.seek(start)
             buf = f.read(length)
         try:
-            model = parse(buf, 0, length, "Model")
+            model = parse(buf, 0, length, "Model", Budget(ctx.deadline))
+        except ProtoTimeout:
+            ctx.anomaly("budget-time", where, f"more than {ctx.deadline.seconds:.0f}s to walk")
+            return
         except (ProtoError, RecursionError) as exc:
             offset = getattr(exc, "offset", None)
             ctx.anomaly("onnx-malformed", where.at(offset), f"not a valid ModelProto: {exc}")
@@ -388,6 +411,8 @@ def location_problem(location: str) -> str | None:
     norm = location.replace("\\", "/")
     if not norm:
         return "empty location"
+    if "\0" in norm:
+        return "NUL byte in the path"
     if norm.startswith("/") or re.match(r"^[A-Za-z]:", norm):
         return "absolute path"
     if any(part == ".." for part in norm.split("/")):

@@ -27,6 +27,7 @@ import gc
 import lzma
 import re
 import struct
+import warnings
 import zlib
 from typing import Any
 
@@ -521,6 +522,14 @@ def _text(data: Any, how: str) -> Any:
         return data.decode("utf-8", "surrogatepass") if how == "utf-8" else data.decode("latin-1")
     except UnicodeDecodeError as exc:
         raise PickleError("pickle-invalid", f"undecodable string: {exc}") from None
+
+
+def _unescape(body: bytes) -> str:
+    """A protocol 0 STRING body, unescaped as the unpickler does; invalid escapes make
+    ``codecs`` warn, which must not become an error under ``-W error``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return codecs.escape_decode(body)[0].decode("latin-1")
 
 
 def _text_int(line: bytes, long: bool) -> Any:
@@ -1031,7 +1040,7 @@ class PickleWalker:
                     if len(line) < 2 or line[0] != line[-1] or line[0] not in b"\"'":
                         raise PickleError("pickle-invalid", "STRING argument is not quoted")
                     try:
-                        push(codecs.escape_decode(line[1:-1])[0].decode("latin-1"))
+                        push(_unescape(line[1:-1]))
                     except ValueError as exc:
                         raise PickleError("pickle-invalid", f"bad STRING escape: {exc}") from None
                 elif op == 0x56:  # UNICODE
