@@ -339,3 +339,22 @@ def test_gguf_alignment_key_is_honoured(tmp_path: Path) -> None:
         [g_kv_u32("general.alignment", 64)], [g_tensor("t", [4], 0, 0)], b"\0" * 64, alignment=64
     )
     assert not scan_bytes(tmp_path, data, "m.gguf").findings
+
+
+@pytest.mark.parametrize("length", [0x0280, 0x0380, 0x0480, 0x0580])
+def test_safetensors_length_that_looks_like_a_pickle_proto(tmp_path: Path, length: int) -> None:
+    """A header of 0x0480 bytes starts the file with 80 04 (pickle PROTO 4): still safetensors."""
+    body = json_header = '{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    body = json_header + " " * (length - len(json_header))
+    data = struct.pack("<Q", length) + body.encode() + b"\0" * 4
+    result = scan_bytes(tmp_path, data, "m.safetensors")
+    assert result.format == "safetensors"
+    assert not result.findings
+
+
+def test_safetensors_length_field_that_is_a_whole_pickle(tmp_path: Path) -> None:
+    body = '{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    pre = b"\x80\x04N." + b"\0\0\0\0"  # PROTO 4, NONE, STOP: a pickle, and a length
+    data = pre + body.encode() + b"\0" * 4
+    result = scan_bytes(tmp_path, data, "m.safetensors")
+    assert "S208" in rules_of(result)

@@ -68,6 +68,18 @@ class _Dupes:
         return out
 
 
+def _length_is_a_pickle(pre: bytes) -> bool:
+    """True when the length field is a pickle that reaches STOP (a loader would run it)."""
+    from ..limits import Deadline, Limits
+    from .pickle_vm import Reader, walk_stream
+    from .streams import BytesSource
+
+    if pre[:1] != b"\x80" and pre[:1] not in (b"(", b"c", b"N", b"]", b"}", b")"):
+        return False
+    res = walk_stream(Reader(BytesSource(pre)), Limits(), Deadline(1.0), [64])
+    return res.stopped
+
+
 def header_summary(data: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]]]:
     """name -> (dtype, shape) for well-formed entries (used by repo-level checks)."""
     out = {}
@@ -87,6 +99,16 @@ def scan_safetensors(f: BinaryIO, start: int, length: int, where: Location, ctx:
         ctx.anomaly("safetensors-header-invalid", where, "file shorter than the 8-byte length")
         return
     (n,) = struct.unpack("<Q", pre)
+    if _length_is_a_pickle(pre):
+        from .dispatch import dispatch_file
+
+        ctx.emit(
+            "safetensors.polyglot",
+            "pickle",
+            where.at(0),
+            message="the 8-byte header length is itself a complete pickle",
+        )
+        dispatch_file(f, start, 8, where.child("<header length>"), ctx, "")
     if n > MAX_HEADER:
         ctx.anomaly(
             "safetensors-header-too-large",

@@ -96,14 +96,16 @@ def sniff(head: bytes) -> str:
         return "tflite"
     if _is_tar(head):
         return "tar"
+    # A safetensors length field can start with 80 02..05 (a header of 0x0280..0x0580
+    # bytes), which reads as a pickle PROTO: the structural safetensors test goes first.
+    if _is_safetensors(head):
+        return "safetensors"
     if head.startswith(b"\x80") and sniff_pickle(head):
         return "pickle"
     if head.startswith(b"\x5d\x00\x00") and len(head) >= 13:
         return "lzma"
     if _is_zlib(head):
         return "zlib"
-    if _is_safetensors(head):
-        return "safetensors"
     if sniff_pickle(head, strict=True):
         return "pickle"
     if sniff_onnx(head):
