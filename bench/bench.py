@@ -153,6 +153,8 @@ def input_paths(small: bool) -> dict[str, Path]:
 # PYTHONDONTWRITEBYTECODE, which would make every run recompile our sources while the peers'
 # were precompiled at install time).
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+# Peers must not phone home from a benchmark (modelaudit sends telemetry by default).
+ENV.update({"PROMPTFOO_DISABLE_TELEMETRY": "1", "NO_ANALYTICS": "1"})
 
 
 def run(cmd: list[str]) -> tuple[float, int, int]:
