@@ -114,22 +114,21 @@ def test_embedding_length_mismatch(tmp_path: Path) -> None:
     assert "G501" in rules_of(scan_bytes(tmp_path, bad, "m.gguf"))
 
 
-def test_big_endian_gguf(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "magic, order, version, width",
+    [
+        (b"FUGG", ">", 3, "Q"),  # big-endian: every number, the version included
+        (b"GGUF", "<", 1, "I"),  # version 1: 32-bit counts and string lengths
+    ],
+    ids=["big-endian", "version-1"],
+)
+def test_gguf_variants(tmp_path: Path, magic: bytes, order: str, version: int, width: str) -> None:
     def s(x: str) -> bytes:
-        return struct.pack(">Q", len(x)) + x.encode()
+        return struct.pack(order + width, len(x)) + x.encode()
 
-    kv = s("tokenizer.chat_template") + struct.pack(">I", 8) + s("{{ x.__class__ }}")
-    data = b"FUGG" + struct.pack(">IQQ", 3, 0, 1) + kv
-    assert "J101" in rules_of(scan_bytes(tmp_path, data, "be.gguf"))
-
-
-def test_version_1_gguf_uses_32_bit_lengths(tmp_path: Path) -> None:
-    def s(x: str) -> bytes:
-        return struct.pack("<I", len(x)) + x.encode()
-
-    kv = s("tokenizer.chat_template") + struct.pack("<I", 8) + s("{{ x.__class__ }}")
-    data = b"GGUF" + struct.pack("<III", 1, 0, 1) + kv
-    assert "J101" in rules_of(scan_bytes(tmp_path, data, "v1.gguf"))
+    kv = s("tokenizer.chat_template") + struct.pack(order + "I", 8) + s("{{ x.__class__ }}")
+    data = magic + struct.pack(order + "I" + width * 2, version, 0, 1) + kv
+    assert "J101" in rules_of(scan_bytes(tmp_path, data, "m.gguf"))
 
 
 def test_hostile_vocabulary_is_bounded_by_the_time_budget(tmp_path: Path) -> None:
@@ -358,3 +357,17 @@ def test_safetensors_length_field_that_is_a_whole_pickle(tmp_path: Path) -> None
     data = pre + body.encode() + b"\0" * 4
     result = scan_bytes(tmp_path, data, "m.safetensors")
     assert "S208" in rules_of(result)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% set ns = namespace(system='', os='x') %}{{ ns.system }}{{ ns.os }}",
+        "{% for m in messages %}{{ loop.cycle('a', 'b') }}{% if loop.changed(m.role) %}x{% endif %}"
+        "{% endfor %}",
+        "{{ messages[0]['content'].split('\\n')[0].strip().lower() }}",
+        "{{ tools | tojson(indent=2) }}{{ '%s'|format(bos_token) }}{{ messages|length }}",
+    ],
+)
+def test_template_idioms_are_not_flagged(tmp_path: Path, text: str) -> None:
+    assert template(tmp_path, text) == set()

@@ -135,6 +135,16 @@ class _Reader:
         self.pos += size
         return value
 
+    def name(self, i: int, what: str) -> tuple[int, str]:
+        """(offset, text) of the ``i``-th key or tensor name; checks the time every 4 Ki."""
+        if not i & 0xFFF:
+            self.check_time()
+        at = self.pos
+        text = self.string(f"{what} #{i}", keep=1 << 16)
+        if text is None:
+            raise GGUFError("gguf-invalid", f"{what} #{i} is longer than 64 KiB", at)
+        return at, text
+
     def count(self, what: str) -> int:
         return int(self.scalar("Q" if self.wide else "I", what))
 
@@ -271,12 +281,7 @@ def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
 def _read_metadata(r: _Reader, n_kv: int, where: Location, ctx: Context) -> dict[str, Any]:
     meta: dict[str, Any] = {}
     for i in range(n_kv):
-        if not i & 0xFFF:
-            r.check_time()
-        at = r.pos
-        key = r.string(f"key #{i}", keep=1 << 16)
-        if key is None:
-            raise GGUFError("gguf-invalid", f"key #{i} is longer than 64 KiB", at)
+        at, key = r.name(i, "key")
         vtype = r.scalar("I", f"type of `{key}`")
         value = _value(r, vtype, f"`{key}`")
         if key in meta:
@@ -291,12 +296,7 @@ def _read_tensor_infos(
     out = []
     seen: set[str] = set()
     for i in range(n):
-        if not i & 0xFFF:
-            r.check_time()
-        at = r.pos
-        name = r.string(f"tensor #{i} name", keep=1 << 16)
-        if name is None:
-            raise GGUFError("gguf-invalid", f"tensor #{i} name is longer than 64 KiB", at)
+        at, name = r.name(i, "tensor name")
         n_dims = r.scalar("I", f"`{name}` n_dims")
         if n_dims > MAX_DIMS:
             ctx.emit(
