@@ -15,6 +15,7 @@ and escapes are already decoded by the parser.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -99,6 +100,7 @@ INVISIBLE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=1)
 def _environment() -> Any:
     """A parser for the chat-template dialect: Jinja with loop controls and transformers'
     ``{% generation %}`` block. Only its ``parse`` method is ever used."""
