@@ -207,6 +207,11 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="64 MiB inputs instead of 1 GiB")
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--make-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--only",
+        help="re-measure inputs whose label contains this text and "
+        "merge them into the saved results",
+    )
     args = ap.parse_args()
     if args.make_only:
         make_inputs(args.small)
@@ -217,6 +222,10 @@ def main() -> None:
         [sys.executable, __file__, "--make-only", *(["--small"] if args.small else [])], check=True
     )
     inputs = input_paths(args.small)
+    out = HERE / ("results-small.json" if args.small else "results.json")
+    previous = json.loads(out.read_text()) if args.only and out.exists() else None
+    if args.only:
+        inputs = {k: v for k, v in inputs.items() if args.only in k}
     subprocess.run(
         [sys.executable, "-m", "compileall", "-q", str(ROOT / "modelscan_lite")],
         check=True,
@@ -244,6 +253,9 @@ def main() -> None:
         print(
             f"{label}: read {reads[label]['read_bytes']:,} of {reads[label]['file_bytes']:,} bytes"
         )
+    if previous is not None:
+        results = {**previous["results"], **results}
+        reads = {**previous.get("bytes_read", {}), **reads}
     doc = {
         "machine": {
             "python": platform.python_version(),
@@ -253,7 +265,6 @@ def main() -> None:
         "results": results,
         "bytes_read": reads,
     }
-    out = HERE / ("results-small.json" if args.small else "results.json")
     out.write_text(json.dumps(doc, indent=2) + "\n")
     if args.write_readme:
         write_readme(doc)

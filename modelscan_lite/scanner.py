@@ -115,6 +115,26 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
     )
 
 
+def scan_repo(root: str, policy: Policy, config: Config) -> ArtifactResult:
+    """Cross-file analysis of one Hugging Face repo folder, as one artifact."""
+    from .repo import analyze_repo
+
+    started = time.perf_counter()
+    limits = config.limits
+    ctx = Context(
+        limits,
+        Deadline(limits.max_seconds),
+        DecompressBudget(limits.max_decompressed, limits.max_ratio),
+        wants_evidence=policy.would_flag,
+    )
+    try:
+        analyze_repo(root, ctx)
+    except Exception as exc:  # a bug must not hide the other findings
+        ctx.anomaly("internal-error", Location(root), f"{type(exc).__name__}: {exc}")
+    findings = tuple(policy.findings(ctx.facts))
+    return ArtifactResult(root, "hf-repo", 0, findings, seconds=time.perf_counter() - started)
+
+
 def _init_worker(config: Config) -> None:
     global _policy, _config
     _config = config
@@ -157,6 +177,11 @@ def scan_paths(
             results.append(scan_file(path, policy, config))
             if progress:
                 progress(i, len(files))
+    for path in paths:
+        if os.path.isdir(path):
+            from .repo import find_repos
+
+            results.extend(scan_repo(root, policy, config) for root in find_repos(path))
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
     return Report(
         tool_version=__version__,

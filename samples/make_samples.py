@@ -698,7 +698,7 @@ def legacy_tar(*, main: bytes = STATE_DICT) -> bytes:
 
 
 def all_samples() -> dict[str, bytes]:
-    return {**samples(), **more_samples()}
+    return {**samples(), **more_samples(), **repo_samples()}
 
 
 def write(outdir: Path) -> list[Path]:
@@ -1063,6 +1063,182 @@ def more_samples() -> dict[str, bytes]:
     s["J901/ok-chatml.gguf"] = tpl(CHATML)
     s["X903/bad-hdf5.h5"] = b"\x89HDF\r\n\x1a\n" + b"\0" * 56
     return s
+
+
+# --- Hugging Face repos (folders) ---------------------------------------------------------
+
+
+def repo_files(**changes: object) -> dict[str, bytes]:
+    """A tiny, consistent Llama-style repo; ``changes`` replace or add files (None drops)."""
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": 16,
+        "hidden_size": 4,
+        "num_hidden_layers": 1,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "dtype": "float32",
+    }
+    vocab = {f"t{i}": i for i in range(14)}
+    tokenizer = {
+        "version": "1.0",
+        "added_tokens": [
+            {"id": 14, "content": "<s>", "special": True},
+            {"id": 15, "content": "</s>", "special": True},
+        ],
+        "normalizer": None,
+        "pre_tokenizer": None,
+        "model": {"type": "BPE", "vocab": vocab, "merges": []},
+    }
+    weights = st_file(
+        {
+            "model.embed_tokens.weight": st_tensor("F32", [16, 4], 0, 256),
+            "model.layers.0.mlp.weight": st_tensor("F32", [4, 4], 256, 320),
+        },
+        b"\0" * 320,
+    )
+    files: dict[str, object] = {
+        "config.json": config,
+        "generation_config.json": {"bos_token_id": 1, "eos_token_id": 2},
+        "tokenizer.json": tokenizer,
+        "tokenizer_config.json": {"bos_token": "<s>", "eos_token": "</s>", "chat_template": CHATML},
+        "model.safetensors": weights,
+    }
+    files.update(changes)
+    out = {}
+    for name, value in files.items():
+        if value is None:
+            continue
+        out[name] = value if isinstance(value, bytes) else json.dumps(value, indent=1).encode()
+    return out
+
+
+def _cfg(**changes: object) -> dict[str, object]:
+    base = json.loads(repo_files()["config.json"])
+    base.update(changes)
+    return base
+
+
+def repo_samples() -> dict[str, bytes]:
+    repos: dict[str, dict[str, bytes]] = {}
+    benign_modeling = b"import torch\n\nclass XForCausalLM(torch.nn.Module):\n    pass\n"
+    repos["H101/bad-auto-map"] = repo_files(
+        **{
+            "config.json": _cfg(auto_map={"AutoModelForCausalLM": "modeling_x.XForCausalLM"}),
+            "modeling_x.py": benign_modeling,
+        }
+    )
+    repos["H102/bad-other-repo"] = repo_files(
+        **{"config.json": _cfg(auto_map={"AutoModel": "someone/else--modeling_x.XModel"})}
+    )
+    repos["H103/bad-os-system"] = repo_files(
+        **{
+            "config.json": _cfg(auto_map={"AutoModel": "modeling_x.XForCausalLM"}),
+            "modeling_x.py": benign_modeling + b"import os as o\no.system('touch /tmp/marker')\n",
+        }
+    )
+    repos["H201/bad-bin-beside-safetensors"] = repo_files(
+        **{"pytorch_model.bin": torch_zip(torch_members())}
+    )
+    one = {
+        "metadata": {},
+        "weight_map": {
+            "model.embed_tokens.weight": "model-1.safetensors",
+            "model.layers.0.mlp.weight": "model-1.safetensors",
+        },
+    }
+    shard = repo_files()["model.safetensors"]
+    repos["H401/bad-shard-outside"] = repo_files(
+        **{
+            "model.safetensors": None,
+            "model-1.safetensors": shard,
+            "model.safetensors.index.json": {
+                "weight_map": {
+                    "model.embed_tokens.weight": "model-1.safetensors",
+                    "model.layers.0.mlp.weight": "../../outside.safetensors",
+                }
+            },
+        }
+    )
+    repos["H402/bad-missing-shard"] = repo_files(
+        **{
+            "model.safetensors": None,
+            "model-1.safetensors": shard,
+            "model.safetensors.index.json": {
+                "weight_map": {
+                    "model.embed_tokens.weight": "model-1.safetensors",
+                    "model.layers.0.mlp.weight": "model-2.safetensors",
+                }
+            },
+        }
+    )
+    repos["H403/bad-unlisted-tensor"] = repo_files(
+        **{
+            "model.safetensors": None,
+            "model-1.safetensors": shard,
+            "model.safetensors.index.json": {
+                "weight_map": {"model.embed_tokens.weight": "model-1.safetensors"}
+            },
+        }
+    )
+    repos["H404/bad-absent-tensor"] = repo_files(
+        **{
+            "model.safetensors": None,
+            "model-1.safetensors": shard,
+            "model.safetensors.index.json": {
+                "weight_map": {**one["weight_map"], "lm_head.weight": "model-1.safetensors"}
+            },
+        }
+    )
+    repos["H501/bad-vocab-size"] = repo_files(**{"config.json": _cfg(vocab_size=17)})
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["added_tokens"].append({"id": 20, "content": "<extra>", "special": True})
+    repos["H502/bad-token-beyond-embedding"] = repo_files(**{"tokenizer.json": tok})
+    repos["H503/bad-eos-out-of-range"] = repo_files(
+        **{"generation_config.json": {"bos_token_id": 1, "eos_token_id": 99}}
+    )
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["added_tokens"] = [
+        {"id": 14, "content": "<|im_end|>", "special": True},
+        {"id": 15, "content": "<|\u0456m_end|>", "special": True},
+    ]
+    repos["H504/bad-lookalike-token"] = repo_files(**{"tokenizer.json": tok})
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["normalizer"] = {
+        "type": "Sequence",
+        "normalizers": [{"type": "Replace", "pattern": {"String": "ignore"}, "content": "follow"}],
+    }
+    repos["H505/bad-replace-normalizer"] = repo_files(**{"tokenizer.json": tok})
+    repos["H506/bad-template-copies"] = repo_files(
+        **{"chat_template.jinja": (CHATML + "{{ '' }}").encode()}
+    )
+    repos["H507/bad-dtype"] = repo_files(**{"config.json": _cfg(dtype="bfloat16")})
+    repos["H508/bad-architecture"] = repo_files(**{"config.json": _cfg(model_type="gpt2")})
+    repos["H901/bad-config-not-json"] = repo_files(**{"config.json": b'{"vocab_size": 16,'})
+    for rid in (
+        "H101",
+        "H102",
+        "H103",
+        "H201",
+        "H401",
+        "H402",
+        "H403",
+        "H404",
+        "H501",
+        "H502",
+        "H503",
+        "H504",
+        "H505",
+        "H506",
+        "H507",
+        "H508",
+        "H901",
+    ):
+        repos[f"{rid}/ok-repo"] = repo_files()
+    return {
+        f"{folder}/{name}": data for folder, files in repos.items() for name, data in files.items()
+    }
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def test_every_rule_has_bad_and_ok_samples() -> None:
         if r.id in NO_SAMPLE:
             continue
         folder = SAMPLES / r.id
-        assert list(folder.glob("bad-*")), f"{r.id} has no bad sample"
+        assert list(folder.glob("bad-*")), f"{r.id} has no bad sample"  # files or folders
         assert list(folder.glob("ok-*")), f"{r.id} has no ok sample"
 
 

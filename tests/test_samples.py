@@ -13,10 +13,30 @@ from .conftest import SAMPLES
 from .helpers import scan
 
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*/*") if p.is_file())
+SAMPLE_DIRS = sorted(p for p in SAMPLES.glob("*/*") if p.is_dir())
+COMMITTED = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.parent != SAMPLES)
 
 
 def _id(p: Path) -> str:
     return f"{p.parent.name}/{p.name}"
+
+
+def _rules_in(folder: Path) -> set[str]:
+    from modelscan_lite import scan as scan_tree
+    from modelscan_lite.config import Config
+
+    report = scan_tree([folder], Config(jobs=1))
+    return {f.rule for f in report.findings}
+
+
+@pytest.mark.parametrize("folder", SAMPLE_DIRS, ids=_id)
+def test_folder_samples(folder: Path) -> None:
+    rules = _rules_in(folder)
+    if folder.name.startswith("bad-"):
+        assert folder.parent.name in rules, rules
+    else:
+        assert folder.parent.name not in rules, rules
+        assert not rules, rules
 
 
 @pytest.mark.parametrize("sample", [p for p in SAMPLE_FILES if p.name.startswith("bad-")], ids=_id)
@@ -42,7 +62,7 @@ def test_generator_is_deterministic_and_matches_committed(tmp_path: Path) -> Non
     spec.loader.exec_module(module)
     first = module.all_samples()
     assert first == module.all_samples()
-    committed = {_id(p): p.read_bytes() for p in SAMPLE_FILES}
+    committed = {p.relative_to(SAMPLES).as_posix(): p.read_bytes() for p in COMMITTED}
     assert set(first) == set(committed), "run `python samples/make_samples.py` and commit"
     stale = [k for k, v in first.items() if committed[k] != v]
     assert not stale, f"stale samples: {stale}; run `python samples/make_samples.py`"

@@ -234,6 +234,7 @@ class StreamResult:
         "proto",
         "start",
         "stopped",
+        "tensors",
         "top",
     )
 
@@ -254,6 +255,7 @@ class StreamResult:
         self.embedded: list[tuple[int, int, str, bytes | None]] = []
         self.persistent_ids = 0
         self.joblib_arrays = 0
+        self.tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
 
 
 class Reader:
@@ -574,6 +576,19 @@ def _resolve_call(func: Any, args: Any) -> tuple[str | None, str | None]:
     return fname, None
 
 
+MAX_TENSORS = 1_000_000
+_REBUILD_TENSOR = frozenset(
+    {
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v3",
+    }
+)
+_REBUILD_WRAPPERS = frozenset(
+    {"torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"}
+)
+
+
 class PickleWalker:
     """Walks one pickle stream from the reader's position to its ``STOP``.
 
@@ -589,6 +604,7 @@ class PickleWalker:
         self.deadline = deadline
         self.budget = opcode_budget  # shared across stacked streams: [remaining]
         self.res = StreamResult(start=reader.tell())
+        self.tensors: dict[str, tuple[str, tuple[int, ...]]] | None = self.res.tensors
 
     # -- facts -------------------------------------------------------------------------
     def _anomaly(self, kind: str, offset: int, message: str) -> None:
@@ -729,6 +745,8 @@ class PickleWalker:
                     if op == 0x75:
                         if type(target) is Dct:
                             target.set_many(items)
+                        elif type(target) is Call and self.tensors is not None:
+                            self._record_tensors(items)
                     elif type(target) is Seq:
                         target.extend(items)
                 elif op == 0x8C:  # SHORT_BINUNICODE
@@ -804,6 +822,8 @@ class PickleWalker:
                     target = stack[-1]
                     if type(target) is Dct:
                         target.set_many((k, v))
+                    elif type(target) is Call and self.tensors is not None:
+                        self._record_tensors((k, v))
                 elif op == 0x61:  # APPEND
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "APPEND needs two items")
@@ -1111,6 +1131,31 @@ class PickleWalker:
             raise PickleError("budget-memo", f"memo larger than {limits.max_memo}")
         if self.deadline.expired():
             raise PickleError("budget-time", f"more than {self.deadline.seconds:.0f}s to walk")
+
+    def _record_tensors(self, flat: list[Any] | tuple[Any, ...]) -> None:
+        """State-dict entries ``name -> _rebuild_tensor_v2(storage, offset, size, ...)``:
+        the tensor's shape and storage type, by symbolic evaluation of the rebuild call."""
+        tensors = self.res.tensors
+        for i in range(0, len(flat) - 1, 2):
+            key, value = flat[i], flat[i + 1]
+            if type(key) is not str or type(value) is not Call or len(tensors) >= MAX_TENSORS:
+                continue
+            if ref_of(value.func) in _REBUILD_WRAPPERS and type(value.args) is tuple:
+                value = value.args[0] if value.args else None
+                if type(value) is not Call:
+                    continue
+            if ref_of(value.func) not in _REBUILD_TENSOR or type(value.args) is not tuple:
+                continue
+            args = value.args
+            size = args[2] if len(args) > 2 else None
+            if type(size) is tuple and all(type(d) is int for d in size):
+                storage = args[0]
+                dtype = "?"
+                if type(storage) is Call and type(storage.args) is tuple and storage.args:
+                    pid = storage.args[0]
+                    if type(pid) is tuple and len(pid) > 1 and type(pid[1]) is Global:
+                        dtype = pid[1].name.rsplit(".", 1)[-1]
+                tensors[key] = (dtype, size)
 
     def _joblib_array(self, wrapper: Call) -> None:
         """Skip the raw buffer ``joblib.load`` reads right after a NumpyArrayWrapper BUILD."""

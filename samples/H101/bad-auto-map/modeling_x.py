@@ -1,0 +1,4 @@
+import torch
+
+class XForCausalLM(torch.nn.Module):
+    pass
