@@ -42,7 +42,10 @@ def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
 
 @app.command()
 def scan(
-    paths: Annotated[list[Path], typer.Argument(help="Files or directories to scan.")],
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(help="Files, directories, or hf://ORG/NAME[@REVISION] repos to scan."),
+    ] = None,
     output_format: Annotated[
         str, typer.Option("--format", "-f", help="text, json or sarif.")
     ] = "text",
@@ -67,6 +70,12 @@ def scan(
         Path | None, typer.Option(help="A pyproject.toml to read [tool.modelscan-lite] from.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    hf_cache: Annotated[
+        bool,
+        typer.Option(
+            "--hf-cache", help="Scan every repo and revision in the local Hugging Face cache."
+        ),
+    ] = False,
 ) -> None:
     """Scan model files (and archives, and directories of them) without loading them."""
     from .config import ConfigError, load_config, parse_fail_on
@@ -74,6 +83,8 @@ def scan(
     from .report import FORMATS, render
     from .scanner import scan_paths
 
+    if not paths and not hf_cache:
+        raise _fail("give at least one PATH, or --hf-cache")
     if output_format not in FORMATS:
         raise _fail(f"--format must be one of {', '.join(FORMATS)}, not {output_format!r}")
     try:
@@ -88,11 +99,12 @@ def scan(
             from dataclasses import replace
 
             cfg = replace(cfg, fail_on=None)
+        targets = [str(p) for p in paths or []]
         if quiet or not sys.stderr.isatty():
-            report = scan_paths([str(p) for p in paths], cfg)
+            report = scan_paths(targets, cfg, hf_cache=hf_cache)
         else:
             with _progress() as progress:
-                report = scan_paths([str(p) for p in paths], cfg, progress)
+                report = scan_paths(targets, cfg, progress, hf_cache=hf_cache)
     except (ConfigError, RuleError) as exc:
         raise _fail(str(exc)) from None
     color = output is None and output_format == "text" and sys.stdout.isatty()

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config
@@ -19,7 +20,10 @@ from .formats.base import Context
 from .formats.dispatch import dispatch_file
 from .formats.streams import DecompressBudget
 from .limits import Deadline
-from .model import ArtifactResult, Location, Report
+from .model import ArtifactResult, Fact, Finding, Location, Report
+
+if TYPE_CHECKING:
+    from .hfcache import Snapshot
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache"})
 POOL_MIN_FILES = 4
@@ -115,9 +119,11 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
     )
 
 
-def scan_repo(root: str, policy: Policy, config: Config) -> ArtifactResult:
+def scan_repo(
+    root: str, policy: Policy, config: Config, extra: Sequence[Fact] = ()
+) -> ArtifactResult:
     """Cross-file analysis of one Hugging Face repo folder, as one artifact."""
-    from .repo import analyze_repo
+    from .repo import analyze_repo, looks_like_repo
 
     started = time.perf_counter()
     limits = config.limits
@@ -127,8 +133,10 @@ def scan_repo(root: str, policy: Policy, config: Config) -> ArtifactResult:
         DecompressBudget(limits.max_decompressed, limits.max_ratio),
         wants_evidence=policy.would_flag,
     )
+    ctx.facts.extend(extra)
     try:
-        analyze_repo(root, ctx)
+        if looks_like_repo(root):
+            analyze_repo(root, ctx)
     except Exception as exc:  # a bug must not hide the other findings
         ctx.anomaly("internal-error", Location(root), f"{type(exc).__name__}: {exc}")
     findings = tuple(policy.findings(ctx.facts))
@@ -146,16 +154,11 @@ def _scan_in_worker(path: str) -> ArtifactResult:
     return scan_file(path, _policy, _config)
 
 
-def scan_paths(
-    paths: Sequence[str], config: Config, progress: Callable[[int, int], None] | None = None
-) -> Report:
-    started = time.perf_counter()
-    errors: list[str] = []
-    files = list(dict.fromkeys(iter_files(paths, errors)))
-    ruleset = load_rules()
-    policy = build_policy(config)
+def _scan_all(
+    files: list[str], policy: Policy, config: Config, progress: Callable[[int, int], None] | None
+) -> dict[str, ArtifactResult]:
     jobs = config.jobs or os.cpu_count() or 1
-    results: list[ArtifactResult] = []
+    out: dict[str, ArtifactResult] = {}
     if jobs > 1 and len(files) >= POOL_MIN_FILES:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -169,15 +172,81 @@ def scan_paths(
             initargs=(config,),
         ) as pool:
             for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4), 1):
-                results.append(res)
+                out[res.path] = res
                 if progress:
                     progress(i, len(files))
     else:
         for i, path in enumerate(files, 1):
-            results.append(scan_file(path, policy, config))
+            out[path] = scan_file(path, policy, config)
             if progress:
                 progress(i, len(files))
-    for path in paths:
+    return out
+
+
+def _snapshot_results(
+    snap: Snapshot, by_path: dict[str, ArtifactResult], policy: Policy, config: Config
+) -> list[ArtifactResult]:
+    """A cached or downloaded snapshot: its files (scanned once per blob) and repo findings."""
+    from .hfcache import relocate
+    from .repo import looks_like_repo
+
+    out = [
+        relocate(by_path[blob], f"{snap.display}/{rel}") for rel, blob in sorted(snap.files.items())
+    ]
+    extra = [
+        Fact(
+            "repo.cache-link-escape", rel, Location(f"{snap.display}/{rel}"), (("target", target),)
+        )
+        for rel, target in snap.escapes
+    ]
+    if looks_like_repo(snap.path) or extra:
+        repo = scan_repo(snap.path, policy, config, extra)
+        moved = tuple(_prefix(f, snap.path, snap.display) for f in repo.findings)
+        out.append(ArtifactResult(snap.display, "hf-repo", 0, moved, seconds=repo.seconds))
+    return out
+
+
+def _prefix(finding: Finding, old: str, new: str) -> Finding:
+    from .hfcache import relocate_finding
+
+    path = finding.location.path
+    if path.startswith(old):
+        path = new + path[len(old) :]
+    return relocate_finding(finding, path)
+
+
+def scan_paths(
+    paths: Sequence[str],
+    config: Config,
+    progress: Callable[[int, int], None] | None = None,
+    hf_cache: bool = False,
+) -> Report:
+    """Scan files, folders, ``hf://`` repos and (``hf_cache``) the local Hugging Face cache."""
+    from .hfcache import RemoteError, cache_dir, download, snapshots
+
+    started = time.perf_counter()
+    errors: list[str] = []
+    snaps: list[Snapshot] = []
+    for spec in (p for p in paths if p.startswith("hf://")):
+        try:
+            snaps.append(download(spec))
+        except RemoteError as exc:
+            errors.append(str(exc))
+    if hf_cache:
+        cache = cache_dir()
+        if not os.path.isdir(cache):
+            errors.append(f"{cache}: no Hugging Face cache here (set HF_HUB_CACHE or HF_HOME)")
+        snaps.extend(snapshots(cache))
+    local = [p for p in paths if not p.startswith("hf://")]
+    files = list(dict.fromkeys(iter_files(local, errors)))
+    blobs = [b for s in snaps for b in s.files.values()]
+    ruleset = load_rules()
+    policy = build_policy(config)
+    by_path = _scan_all(list(dict.fromkeys(files + blobs)), policy, config, progress)
+    results = [by_path[f] for f in files]
+    for snap in snaps:
+        results.extend(_snapshot_results(snap, by_path, policy, config))
+    for path in local:
         if os.path.isdir(path):
             from .repo import find_repos
 

@@ -604,7 +604,6 @@ class PickleWalker:
         self.deadline = deadline
         self.budget = opcode_budget  # shared across stacked streams: [remaining]
         self.res = StreamResult(start=reader.tell())
-        self.tensors: dict[str, tuple[str, tuple[int, ...]]] | None = self.res.tensors
 
     # -- facts -------------------------------------------------------------------------
     def _anomaly(self, kind: str, offset: int, message: str) -> None:
@@ -745,7 +744,12 @@ class PickleWalker:
                     if op == 0x75:
                         if type(target) is Dct:
                             target.set_many(items)
-                        elif type(target) is Call and self.tensors is not None:
+                        # state dicts: name -> rebuild call (a plain dict or an OrderedDict)
+                        if (
+                            len(items) > 1
+                            and type(items[1]) is Call
+                            and (type(target) is Dct or type(target) is Call)
+                        ):
                             self._record_tensors(items)
                     elif type(target) is Seq:
                         target.extend(items)
@@ -822,7 +826,7 @@ class PickleWalker:
                     target = stack[-1]
                     if type(target) is Dct:
                         target.set_many((k, v))
-                    elif type(target) is Call and self.tensors is not None:
+                    if type(v) is Call and (type(target) is Dct or type(target) is Call):
                         self._record_tensors((k, v))
                 elif op == 0x61:  # APPEND
                     if len(stack) < 2:
