@@ -371,3 +371,9 @@ def test_safetensors_length_field_that_is_a_whole_pickle(tmp_path: Path) -> None
 )
 def test_template_idioms_are_not_flagged(tmp_path: Path, text: str) -> None:
     assert template(tmp_path, text) == set()
+
+
+def test_gguf_string_length_far_past_the_end(tmp_path: Path) -> None:
+    kv = g_str("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, 2) + struct.pack("<Q", 2**63)
+    data = b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + kv + b"\0" * 64
+    assert "G201" in rules_of(scan_bytes(tmp_path, data, "m.gguf"))

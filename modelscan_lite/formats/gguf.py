@@ -197,8 +197,8 @@ def _value(r: _Reader, vtype: int, what: str, depth: int = 0) -> Any:
                     r.check_time()
                     for _ in range(min(0x10000, n - chunk)):
                         pos += step + unpack(buf, pos)[0]
-            except struct.error:
-                r.pos = pos
+            except (struct.error, OverflowError):  # read past the end, or far past it
+                r.pos = min(pos, r.end)
                 r.need(step, f"{what} string length")
             if pos > r.end:
                 r.pos = r.end
