@@ -307,3 +307,87 @@ def test_default_gpt2_ids_with_a_tiny_vocab_are_reported(tmp_path: Path) -> None
     repo = _copy(tmp_path)
     (repo / "generation_config.json").write_text(json.dumps({"eos_token_id": 50256}))
     assert "H503" in repo_rules(repo)
+
+
+def _edit_json(path: Path, change) -> None:  # type: ignore[no-untyped-def]
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def _add_lookalike(tok: dict) -> None:  # type: ignore[type-arg]
+    tok["added_tokens"].append({"id": 3, "content": "<\u0455>", "special": True})  # Cyrillic s
+
+
+MUTATIONS = {
+    "H101": lambda r: _edit_json(
+        r / "config.json", lambda c: c.update(auto_map={"AutoModelForCausalLM": "modeling_x.X"})
+    ),
+    "H102": lambda r: _edit_json(
+        r / "config.json", lambda c: c.update(auto_map={"AutoModel": "evil/repo--modeling_x.X"})
+    ),
+    "H501": lambda r: _edit_json(r / "config.json", lambda c: c.update(vocab_size=301)),
+    "H503": lambda r: _edit_json(
+        r / "generation_config.json", lambda c: c.update(eos_token_id=10**6)
+    ),
+    "H504": lambda r: _edit_json(r / "tokenizer.json", _add_lookalike),
+    "H505": lambda r: _edit_json(
+        r / "tokenizer.json",
+        lambda t: t.update(
+            normalizer={"type": "Replace", "pattern": {"String": "please"}, "content": "never"}
+        ),
+    ),
+    "H506": lambda r: _edit_json(
+        r / "tokenizer_config.json", lambda t: t.update(chat_template="{{ messages }}")
+    ),
+    "H508": lambda r: _edit_json(r / "config.json", lambda c: c.update(model_type="bert")),
+    "J101": lambda r: (r / "chat_template.jinja").write_text("{{ x.__class__ }}"),
+    "H402": lambda r: (r / "model.safetensors.index.json").write_text(
+        json.dumps({"weight_map": {"lm_head.weight": "model-00002-of-00002.safetensors"}})
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("rule", sorted(MUTATIONS))
+def test_mutated_transformers_repo(saved_repos: Path, tmp_path: Path, rule: str) -> None:
+    repo = tmp_path / "llama"
+    shutil.copytree(saved_repos / "llama", repo)
+    MUTATIONS[rule](repo)
+    assert rule in repo_rules(repo)
+
+
+@pytest.mark.slow
+def test_untied_head_missing(saved_repos: Path, tmp_path: Path) -> None:
+    st = pytest.importorskip("safetensors.torch")
+    repo = tmp_path / "llama"
+    shutil.copytree(saved_repos / "llama", repo)
+    tensors = st.load_file(str(repo / "model.safetensors"))
+    del tensors["lm_head.weight"]
+    st.save_file(tensors, str(repo / "model.safetensors"))
+    assert "H501" in repo_rules(repo)
+
+
+def test_sentencepiece_tokenizer_size(tmp_path: Path) -> None:
+    spm = pytest.importorskip("sentencepiece")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "\n".join(
+            ["the quick brown fox jumps over the lazy dog", "model scanning is fun", "hello world"]
+            * 100
+        )
+    )
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(tmp_path / "sp"), vocab_size=30, minloglevel=2
+    )
+    from modelscan_lite.repo.consistency import sentencepiece_size
+
+    data = (tmp_path / "sp.model").read_bytes()
+    assert (
+        sentencepiece_size(data)
+        == spm.SentencePieceProcessor(model_file=str(tmp_path / "sp.model")).get_piece_size()
+    )
+    repo = _copy(tmp_path)
+    (repo / "tokenizer.json").unlink()
+    (repo / "tokenizer.model").write_bytes(data)  # 30 pieces, 16 embedding rows
+    assert "H502" in repo_rules(repo)

@@ -19,6 +19,7 @@ from .consistency import (
     check_config_vs_weights,
     check_index,
     check_tokenizer,
+    sentencepiece_size,
     tokenizer_vocab,
 )
 from .weights import TensorMap, weight_tensors
@@ -115,7 +116,11 @@ def analyze_repo(root: str, ctx: Context) -> None:
     if tokenizer is None and os.path.isfile(path("vocab.txt")):
         with open(path("vocab.txt"), encoding="utf-8", errors="replace") as f:
             vocab_txt = f.read(MAX_JSON)
-    vocab = tokenizer_vocab(tokenizer if isinstance(tokenizer, dict) else None, vocab_txt)
+    sp_size = None
+    if tokenizer is None and vocab_txt is None and os.path.isfile(path("tokenizer.model")):
+        with open(path("tokenizer.model"), "rb") as spf:
+            sp_size = sentencepiece_size(spf.read(MAX_JSON))
+    vocab = tokenizer_vocab(tokenizer if isinstance(tokenizer, dict) else None, vocab_txt, sp_size)
     check_tokenizer(
         config if isinstance(config, dict) else None,
         generation if isinstance(generation, dict) else None,

@@ -67,6 +67,19 @@ def check_config_vs_weights(
             message=f"num_hidden_layers is {layers} but the weights have "
             f"{len(seen)} layers (highest index {max(seen)})",
         )
+    archs_list = config.get("architectures") or []
+    causal = any(
+        isinstance(a, str) and a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs_list
+    )
+    has_head = any(n.endswith(("lm_head.weight", "embed_out.weight")) for n in tensors)
+    if causal and config.get("tie_word_embeddings") is False and not has_head:
+        ctx.emit(
+            "repo.config-weights",
+            "tie_word_embeddings",
+            cfg_loc.at(key="tie_word_embeddings"),
+            message="tie_word_embeddings is false but the weights have no lm_head: the "
+            "loader would initialise the output layer randomly",
+        )
     declared = config.get("dtype", config.get("torch_dtype"))
     stored = dominant_dtype(tensors)
     if isinstance(declared, str) and stored and TORCH_DTYPES.get(declared, stored) != stored:
@@ -89,7 +102,33 @@ def check_config_vs_weights(
             )
 
 
-def tokenizer_vocab(tokenizer_json: dict[str, Any] | None, vocab_txt: str | None) -> dict[str, int]:
+def sentencepiece_size(data: bytes) -> int | None:
+    """Number of pieces in a sentencepiece ``tokenizer.model`` (ModelProto field 1)."""
+    from ..formats.onnx import ProtoError, _varint
+
+    pos, count, end = 0, 0, len(data)
+    try:
+        while pos < end:
+            key, pos = _varint(data, pos, end)
+            wire = key & 7
+            if wire == 2:
+                n, pos = _varint(data, pos, end)
+                pos += n
+                count += (key >> 3) == 1
+            elif wire == 0:
+                _, pos = _varint(data, pos, end)
+            elif wire in (1, 5):
+                pos += 8 if wire == 1 else 4
+            else:
+                return None
+    except ProtoError:
+        return None
+    return count if pos == end else None
+
+
+def tokenizer_vocab(
+    tokenizer_json: dict[str, Any] | None, vocab_txt: str | None, sp_size: int | None = None
+) -> dict[str, int]:
     """token -> id from ``tokenizer.json`` (model vocab and added tokens) or ``vocab.txt``."""
     out: dict[str, int] = {}
     if tokenizer_json is not None:
@@ -104,6 +143,8 @@ def tokenizer_vocab(tokenizer_json: dict[str, Any] | None, vocab_txt: str | None
                 out[str(tok.get("content"))] = tok["id"]
     elif vocab_txt is not None:
         out = {line: i for i, line in enumerate(vocab_txt.splitlines())}
+    elif sp_size:
+        out = {f"<piece {i}>": i for i in (0, sp_size - 1)}
     return out
 
 
