@@ -215,6 +215,20 @@ def _prefix(finding: Finding, old: str, new: str) -> Finding:
     return relocate_finding(finding, path)
 
 
+def _read_by_repo(result: ArtifactResult, roots: list[str]) -> ArtifactResult:
+    """Text files of an analysed repo (config, tokenizer, templates, code) are not skipped:
+    the repo analysis read them."""
+    if (
+        result.skipped
+        and result.format == "text"
+        and any(os.path.dirname(result.path) == root for root in roots)
+    ):
+        from dataclasses import replace
+
+        return replace(result, skipped="read by the repo analysis, see its hf-repo entry")
+    return result
+
+
 def scan_paths(
     paths: Sequence[str],
     config: Config,
@@ -250,7 +264,9 @@ def scan_paths(
         if os.path.isdir(path):
             from .repo import find_repos
 
-            results.extend(scan_repo(root, policy, config) for root in find_repos(path))
+            roots = find_repos(path)
+            results = [_read_by_repo(r, roots) for r in results]
+            results.extend(scan_repo(root, policy, config) for root in roots)
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
     return Report(
         tool_version=__version__,
