@@ -72,16 +72,21 @@ def _primary_format(formats: list[str]) -> str:
     return formats[0]
 
 
-def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
-    """Scan one file on disk; never raises for anything the file contains."""
-    started = time.perf_counter()
+def new_context(policy: Policy, config: Config) -> Context:
+    """A fresh parse context for one artifact: its own deadline and decompression budget."""
     limits = config.limits
-    ctx = Context(
+    return Context(
         limits,
         Deadline(limits.max_seconds),
         DecompressBudget(limits.max_decompressed, limits.max_ratio),
         wants_evidence=policy.would_flag,
     )
+
+
+def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
+    """Scan one file on disk; never raises for anything the file contains."""
+    started = time.perf_counter()
+    ctx = new_context(policy, config)
     where = Location(path)
     size = 0
     try:
@@ -126,13 +131,7 @@ def scan_repo(
     from .repo import analyze_repo, looks_like_repo
 
     started = time.perf_counter()
-    limits = config.limits
-    ctx = Context(
-        limits,
-        Deadline(limits.max_seconds),
-        DecompressBudget(limits.max_decompressed, limits.max_ratio),
-        wants_evidence=policy.would_flag,
-    )
+    ctx = new_context(policy, config)
     ctx.facts.extend(extra)
     try:
         if looks_like_repo(root):

@@ -4,8 +4,8 @@ Format (numpy ``lib/format.py``): magic ``\\x93NUMPY``, major and minor version 
 length (uint16 LE for 1.x, uint32 LE for 2.x/3.x), then a Python-literal dict with ``descr``,
 ``fortran_order`` and ``shape``, padded with spaces to a 64-byte boundary. Plain arrays follow
 as raw bytes; arrays with object fields follow as a pickle, which ``np.load`` runs only with
-``allow_pickle=True``. The header is read with ``ast.literal_eval`` under a size cap, as numpy
-itself does.
+its ``allow_pickle`` flag set. The header is read with ``ast.literal_eval`` under a size cap,
+as numpy itself does.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import zipfile
 from typing import Any
 
 from ..formats.pickle_vm import Reader, walk_stream
+from ..formats.safetensors import header_summary
 from ..formats.streams import BytesSource
 from ..limits import Deadline, Limits
 
@@ -46,16 +47,7 @@ def safetensors_tensors(path: str) -> TensorMap | None:
             header = json.loads(f.read(n))
     except (OSError, ValueError, RecursionError):
         return None
-    if not isinstance(header, dict):
-        return None
-    out: TensorMap = {}
-    for name, info in header.items():
-        if name == "__metadata__" or not isinstance(info, dict):
-            continue
-        shape = info.get("shape")
-        if isinstance(shape, list) and all(isinstance(d, int) for d in shape):
-            out[name] = (str(info.get("dtype")), tuple(shape))
-    return out
+    return header_summary(header) if isinstance(header, dict) else None
 
 
 def pickle_tensors(path: str) -> TensorMap | None:
