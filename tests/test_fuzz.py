@@ -180,3 +180,77 @@ def test_template_analyser_never_raises(text: str) -> None:
     ctx = _ctx()
     scan_template(text, Location("fuzz"), ctx)
     assert all(f.kind.startswith(("template.", "dependency.")) for f in ctx.facts)
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "vocab_size",
+                    "hidden_size",
+                    "num_hidden_layers",
+                    "model_type",
+                    "architectures",
+                    "auto_map",
+                    "weight_map",
+                    "added_tokens",
+                    "model",
+                    "vocab",
+                    "normalizer",
+                    "type",
+                    "pattern",
+                    "String",
+                    "content",
+                    "chat_template",
+                    "eos_token_id",
+                    "dtype",
+                    "id",
+                    "normalizers",
+                    "tie_word_embeddings",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=30,
+)
+REPO_FILES = [
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+    "model.safetensors.index.json",
+    "chat_template.json",
+]
+
+
+@settings(
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.fixed_dictionaries({name: JSON for name in REPO_FILES}))
+def test_repo_analysis_never_raises_on_hostile_json(
+    tmp_path_factory: object, files: dict[str, object]
+) -> None:
+    import json
+    import tempfile
+
+    from modelscan_lite.repo import analyze_repo
+
+    with tempfile.TemporaryDirectory() as d:
+        for name, value in files.items():
+            Path(d, name).write_text(json.dumps(value))
+        Path(d, "model.safetensors").write_bytes(_seed("S201/ok-valid.safetensors"))
+        ctx = _ctx()
+        analyze_repo(d, ctx)
+        assert all(f.kind.startswith(("repo.", "template.", "dependency.")) for f in ctx.facts)

@@ -67,7 +67,7 @@ def check_config_vs_weights(
             message=f"num_hidden_layers is {layers} but the weights have "
             f"{len(seen)} layers (highest index {max(seen)})",
         )
-    archs_list = config.get("architectures") or []
+    archs_list = _list(config.get("architectures"))
     causal = any(
         isinstance(a, str) and a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs_list
     )
@@ -138,7 +138,7 @@ def tokenizer_vocab(
             out.update({k: v for k, v in vocab.items() if isinstance(v, int)})
         elif isinstance(vocab, list):  # unigram: [[piece, score], ...]
             out.update({p[0]: i for i, p in enumerate(vocab) if isinstance(p, list) and p})
-        for tok in tokenizer_json.get("added_tokens") or []:
+        for tok in _list(tokenizer_json.get("added_tokens")):
             if isinstance(tok, dict) and isinstance(tok.get("id"), int):
                 out[str(tok.get("content"))] = tok["id"]
     elif vocab_txt is not None:
@@ -218,7 +218,7 @@ def _skeleton(text: str) -> str:
 def _check_added_tokens(tokenizer_json: dict[str, Any], where: Location, ctx: Context) -> None:
     specials = [
         t
-        for t in tokenizer_json.get("added_tokens") or []
+        for t in _list(tokenizer_json.get("added_tokens"))
         if isinstance(t, dict) and isinstance(t.get("content"), str)
     ]
     by_skeleton: dict[str, str] = {}
@@ -243,13 +243,17 @@ def _check_added_tokens(tokenizer_json: dict[str, Any], where: Location, ctx: Co
         by_skeleton.setdefault(skel, content)
 
 
-def _walk_components(node: Any) -> list[dict[str, Any]]:
-    if not isinstance(node, dict):
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _walk_components(node: Any, depth: int = 0) -> list[dict[str, Any]]:
+    if not isinstance(node, dict) or depth > 32:
         return []
     out = [node]
     for key in ("normalizers", "pretokenizers"):
-        for child in node.get(key) or []:
-            out.extend(_walk_components(child))
+        for child in _list(node.get(key)):
+            out.extend(_walk_components(child, depth + 1))
     return out
 
 
@@ -258,7 +262,8 @@ def _check_normalizers(tokenizer_json: dict[str, Any], where: Location, ctx: Con
         for comp in _walk_components(tokenizer_json.get(section)):
             if comp.get("type") != "Replace":
                 continue
-            pattern = comp.get("pattern") or {}
+            pattern = comp.get("pattern")
+            pattern = pattern if isinstance(pattern, dict) else {}
             needle = pattern.get("String") or pattern.get("Regex") or ""
             content = comp.get("content", "")
             if isinstance(needle, str) and re.search(r"[A-Za-z]{2,}", needle):
