@@ -44,6 +44,7 @@ class Snapshot:
     refs: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # relative path -> blob path
     escapes: list[tuple[str, str]] = field(default_factory=list)  # (relative path, target)
+    missing: list[str] = field(default_factory=list)  # links whose blob is absent
 
     @property
     def display(self) -> str:
@@ -109,6 +110,8 @@ def _resolve_files(snap: Snapshot, blobs: str) -> None:
                 continue
             if os.path.isfile(real):
                 snap.files[rel] = real
+            else:
+                snap.missing.append(rel)
 
 
 def relocate(result: ArtifactResult, display_path: str) -> ArtifactResult:

@@ -198,6 +198,21 @@ def _snapshot_results(
         )
         for rel, target in snap.escapes
     ]
+    extra += [
+        Fact(
+            "repo.unanalysed",
+            rel,
+            Location(f"{snap.display}/{rel}"),
+            (
+                (
+                    "message",
+                    f"`{rel}` links to a blob that is not in the cache (an interrupted "
+                    "download?); it was not scanned",
+                ),
+            ),
+        )
+        for rel in snap.missing
+    ]
     if looks_like_repo(snap.path) or extra:
         repo = scan_repo(snap.path, policy, config, extra)
         moved = tuple(_prefix(f, snap.path, snap.display) for f in repo.findings)

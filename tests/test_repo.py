@@ -391,3 +391,13 @@ def test_sentencepiece_tokenizer_size(tmp_path: Path) -> None:
     (repo / "tokenizer.json").unlink()
     (repo / "tokenizer.model").write_bytes(data)  # 30 pieces, 16 embedding rows
     assert "H502" in repo_rules(repo)
+
+
+def test_cache_link_to_a_missing_blob_is_reported(hf_cache: Path) -> None:
+    snap = hf_cache / "models--org--clean" / "snapshots" / ("a" * 40)
+    os.symlink("../../blobs/0000deadbeef", snap / "model-00002.safetensors")
+    from modelscan_lite.scanner import scan_paths
+
+    report = scan_paths([], Config(jobs=1), hf_cache=True)
+    hit = [f for f in report.findings if f.rule == "H901"]
+    assert hit and "not in the cache" in hit[0].message
