@@ -19,7 +19,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -194,13 +194,7 @@ class Rule:
         if not extra:
             return self
         merged = (*self.allowlist, *extra)
-        return _replace(self, allowlist=merged, not_glob=_compile_globs(merged))
-
-
-def _replace(rule: Rule, **changes: Any) -> Rule:
-    from dataclasses import replace
-
-    return replace(rule, **changes)
+        return replace(self, allowlist=merged, not_glob=_compile_globs(merged))
 
 
 def _as_list(value: Any) -> list[str]:

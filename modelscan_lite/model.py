@@ -8,8 +8,7 @@ artifact into :class:`ArtifactResult` and a :class:`Report`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 
 class Severity(enum.IntEnum):
@@ -121,7 +120,6 @@ class Report:
     artifacts: tuple[ArtifactResult, ...]
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -24,6 +24,7 @@ from .streams import (
     FileSlice,
     Prefixed,
     Source,
+    SourceFile,
 )
 
 HEAD = 4096
@@ -208,10 +209,8 @@ def dispatch_stream(
     return _parse_stream(fmt, head, Prefixed(head, src), where, ctx, name, length)
 
 
-def dispatch_bytes(
-    data: bytes, where: Location, ctx: Context, name: str = "", hint: str = ""
-) -> str:
-    return dispatch_file(io.BytesIO(data), 0, len(data), where, ctx, name or hint)
+def dispatch_bytes(data: bytes, where: Location, ctx: Context, name: str = "") -> str:
+    return dispatch_file(io.BytesIO(data), 0, len(data), where, ctx, name)
 
 
 def _sniff_head(head: bytes) -> str:
@@ -272,7 +271,7 @@ def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:
         return
     limit = ctx.limits.max_member_read
     try:
-        with lz4.frame.LZ4FrameFile(_SourceReader(src), "rb") as fh:
+        with lz4.frame.LZ4FrameFile(SourceFile(src), "rb") as fh:
             data = fh.read(limit + 1)
     except Exception as exc:
         ctx.anomaly("stream-corrupt", where, f"cannot decode lz4: {exc}")
@@ -285,19 +284,6 @@ def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:
         dispatch_stream(BytesSource(data), where.child("<lz4>"), ctx, name)
     finally:
         ctx.depth -= 1
-
-
-class _SourceReader(io.RawIOBase):
-    def __init__(self, src: Source) -> None:
-        self._src = src
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: memoryview) -> int:  # type: ignore[override]
-        data = self._src.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
 
 def _SubFile(f: BinaryIO, start: int, length: int) -> BinaryIO:

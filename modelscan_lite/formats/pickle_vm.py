@@ -32,12 +32,11 @@ import zlib
 from typing import Any
 
 from ..limits import Deadline, Limits
-from .streams import BudgetExceeded, Source
+from .streams import CHUNK, BudgetExceeded, Source
 
 KEEP_BYTES = 4096  # literal bytes/str longer than this become a Blob placeholder
 MAX_LINE = 1 << 16
 CONTAINER_CAP = 64
-CHUNK = 1 << 20
 LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
 
 _unpack_from = struct.unpack_from
@@ -191,10 +190,6 @@ class Dct:
 _CONTAINERS = frozenset({Seq, Dct})
 
 
-class _Mark:
-    __slots__ = ()
-
-
 def _short(value: Any, limit: int = 120) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -228,9 +223,7 @@ class StreamResult:
         "error_offset",
         "ext_codes",
         "globals",
-        "joblib_arrays",
         "opcodes",
-        "persistent_ids",
         "proto",
         "start",
         "stopped",
@@ -253,8 +246,6 @@ class StreamResult:
         self.ext_codes: dict[int, int] = {}
         self.anomalies: list[tuple[str, int, str]] = []
         self.embedded: list[tuple[int, int, str, bytes | None]] = []
-        self.persistent_ids = 0
-        self.joblib_arrays = 0
         self.tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
 
 
@@ -1077,12 +1068,10 @@ class PickleWalker:
                 elif op == 0x50:  # PERSID
                     line, buf, pos, blen, base = r.readline(pos)
                     limit = 0
-                    res.persistent_ids += 1
                     push(Call(Opaque("persistent_load"), (_text(line, "latin-1"),)))
                 elif op == 0x51:  # BINPERSID
                     if not stack:
                         raise PickleError("pickle-stack-underflow", "BINPERSID on an empty stack")
-                    res.persistent_ids += 1
                     stack[-1] = Call(Opaque("persistent_load"), (stack[-1],))
                 elif op == 0x82 or op == 0x83 or op == 0x84:  # EXT1/2/4
                     w = 1 if op == 0x82 else (2 if op == 0x83 else 4)
@@ -1165,7 +1154,6 @@ class PickleWalker:
         """Skip the raw buffer ``joblib.load`` reads right after a NumpyArrayWrapper BUILD."""
         r = self.r
         state = wrapper.state
-        self.res.joblib_arrays += 1
         if type(state) is not Dct or state.items is None:
             raise PickleError("joblib-array-unknown", "NumpyArrayWrapper state is not a dict")
         items = state.items

@@ -10,7 +10,6 @@ import json
 import os
 import struct
 import zipfile
-from typing import Any
 
 from ..formats.pickle_vm import Reader, walk_stream
 from ..formats.safetensors import header_summary
@@ -90,7 +89,3 @@ def dominant_dtype(tensors: TensorMap) -> str | None:
         if dtype in ("F32", "F16", "BF16", "F64"):
             counts[dtype] = counts.get(dtype, 0) + 1
     return max(counts, key=lambda d: counts[d]) if counts else None
-
-
-def describe(value: Any) -> str:
-    return json.dumps(value)[:80]
