@@ -11,9 +11,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from .config import Config
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -76,6 +79,28 @@ def scan(
             "--hf-cache", help="Scan every repo and revision in the local Hugging Face cache."
         ),
     ] = False,
+    dynamic: Annotated[
+        str | None,
+        typer.Option(
+            help="Also load each artifact for real in a sandbox: off (default), auto (skip "
+            "with a notice where no sandbox can run) or require (exit 2 there)."
+        ),
+    ] = None,
+    sandbox_backend: Annotated[
+        str | None,
+        typer.Option(help="auto (default), bwrap, namespaces or landlock."),
+    ] = None,
+    sandbox_timeout: Annotated[
+        float | None,
+        typer.Option(min=1, help="Seconds one sandboxed load and inference may take (120)."),
+    ] = None,
+    trust_remote_code: Annotated[
+        bool,
+        typer.Option(
+            "--trust-remote-code",
+            help="Let transformers run a repo's own code (inside the sandbox only).",
+        ),
+    ] = False,
 ) -> None:
     """Scan model files (and archives, and directories of them) without loading them."""
     from .config import ConfigError, load_config, parse_fail_on
@@ -95,6 +120,7 @@ def scan(
             ignore=_split_ids(ignore),
             jobs=jobs,
         )
+        cfg = _sandbox_overrides(cfg, dynamic, sandbox_backend, sandbox_timeout, trust_remote_code)
         if fail_on is not None and fail_on.strip().lower() == "never":
             from dataclasses import replace
 
@@ -116,6 +142,8 @@ def scan(
             raise _fail(f"cannot write {output}: {exc.strerror}") from None
     else:
         sys.stdout.write(text)
+    for note in report.notes:
+        typer.echo(f"modelscan-lite: {note}", err=True)
     for err in report.errors:
         typer.echo(f"modelscan-lite: {err}", err=True)
     if report.failing():
@@ -123,6 +151,25 @@ def scan(
     if report.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK)
+
+
+def _sandbox_overrides(
+    cfg: Config, dynamic: str | None, backend: str | None, timeout: float | None, trust: bool
+) -> Config:
+    from dataclasses import replace
+
+    from .config import DYNAMIC_MODES, SANDBOX_BACKENDS, check_choice
+
+    box = cfg.sandbox
+    if dynamic is not None:
+        cfg = replace(cfg, dynamic=check_choice(dynamic, DYNAMIC_MODES, "--dynamic"))
+    if backend is not None:
+        box = replace(box, backend=check_choice(backend, SANDBOX_BACKENDS, "--sandbox-backend"))
+    if timeout is not None:
+        box = replace(box, timeout=timeout)
+    if trust:
+        box = replace(box, trust_remote_code=True)
+    return replace(cfg, sandbox=box)
 
 
 @contextmanager

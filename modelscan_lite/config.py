@@ -2,7 +2,9 @@
 
 Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``never``),
 ``severity`` (table: rule ID -> severity), ``per-path-ignores`` (table: path glob -> IDs),
-``allow-globals`` (dotted-name globs added to the P105 allowlist), ``jobs``.
+``allow-globals`` (dotted-name globs added to the P105 allowlist), ``jobs``; for the sandboxed
+loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
+landlock), ``sandbox-timeout`` (seconds), ``sandbox-memory-mib`` and ``trust-remote-code``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,35 @@ from .limits import Limits
 from .model import Severity
 
 DEFAULT_FAIL_ON = Severity.MEDIUM
-KEYS = {"select", "ignore", "fail-on", "severity", "per-path-ignores", "allow-globals", "jobs"}
+KEYS = {
+    "select",
+    "ignore",
+    "fail-on",
+    "severity",
+    "per-path-ignores",
+    "allow-globals",
+    "jobs",
+    "dynamic",
+    "sandbox-backend",
+    "sandbox-timeout",
+    "sandbox-memory-mib",
+    "trust-remote-code",
+}
+DYNAMIC_MODES = ("off", "auto", "require")
+SANDBOX_BACKENDS = ("auto", "bwrap", "namespaces", "landlock")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxOptions:
+    """Limits and choices for the sandboxed loader (``--dynamic``)."""
+
+    backend: str = "auto"
+    timeout: float = 120.0
+    memory: int = 8192 * MiB
+    file_size: int = 1024 * MiB
+    open_files: int = 1024
+    trust_remote_code: bool = False
 
 
 class ConfigError(ValueError):
@@ -33,6 +63,8 @@ class Config:
     jobs: int = 0  # 0: one per core
     limits: Limits = field(default_factory=Limits)
     source: str | None = None
+    dynamic: str = "off"
+    sandbox: SandboxOptions = field(default_factory=SandboxOptions)
 
     def merged(self, **overrides: Any) -> Config:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -92,7 +124,36 @@ def from_table(table: dict[str, Any], source: str) -> Config:
         if not isinstance(table["jobs"], int) or table["jobs"] < 0:
             raise ConfigError(f"{source}: jobs must be a whole number >= 0")
         cfg = replace(cfg, jobs=table["jobs"])
-    return cfg
+    return _sandbox_keys(cfg, table, source)
+
+
+def check_choice(value: object, choices: tuple[str, ...], key: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def _sandbox_keys(cfg: Config, table: dict[str, Any], source: str) -> Config:
+    box = cfg.sandbox
+    try:
+        if "dynamic" in table:
+            cfg = replace(cfg, dynamic=check_choice(table["dynamic"], DYNAMIC_MODES, "dynamic"))
+        if "sandbox-backend" in table:
+            backend = check_choice(table["sandbox-backend"], SANDBOX_BACKENDS, "sandbox-backend")
+            box = replace(box, backend=backend)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    timeout = table.get("sandbox-timeout", box.timeout)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise ConfigError(f"{source}: sandbox-timeout must be a number of seconds > 0")
+    memory = table.get("sandbox-memory-mib", box.memory // MiB)
+    if not isinstance(memory, int) or isinstance(memory, bool) or memory < 64:
+        raise ConfigError(f"{source}: sandbox-memory-mib must be a whole number >= 64")
+    trust = table.get("trust-remote-code", box.trust_remote_code)
+    if not isinstance(trust, bool):
+        raise ConfigError(f"{source}: trust-remote-code must be true or false")
+    box = replace(box, timeout=float(timeout), memory=memory * MiB, trust_remote_code=trust)
+    return replace(cfg, sandbox=box)
 
 
 def find_pyproject(start: Path) -> Path | None:

@@ -98,6 +98,28 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class DynamicRun:
+    """How the sandboxed load of one artifact went (``--dynamic``): backend, verdict, numbers.
+
+    ``status`` is ``done`` (loaded, and inferred where the format has an inference), ``load``,
+    ``inference``, ``memory``, ``timeout``, ``crash``, ``unsupported`` or ``error``. Times are
+    seconds: ``startup`` until the watch began (interpreter, isolation, warm-up imports),
+    ``warm`` the warm-up imports alone, ``load`` and ``inference`` the loader's own work.
+    """
+
+    loader: str
+    backend: str
+    status: str
+    startup: float = 0.0
+    warm: float = 0.0
+    load: float | None = None
+    inference: float | None = None
+    peak_rss: int = 0
+    landlock_abi: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ArtifactResult:
     """What the scan learnt about one file on disk (its members included)."""
 
@@ -109,6 +131,7 @@ class ArtifactResult:
     error: str | None = None
     sha256: str | None = None
     seconds: float = 0.0
+    dynamic: DynamicRun | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +143,7 @@ class Report:
     artifacts: tuple[ArtifactResult, ...]
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
+    notes: tuple[str, ...] = ()  # said on stderr and kept in JSON (e.g. a skipped --dynamic)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

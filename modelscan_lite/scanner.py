@@ -282,6 +282,11 @@ def scan_paths(
             results = [_read_by_repo(r, roots) for r in results]
             results.extend(scan_repo(root, policy, config) for root in roots)
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
+    notes: list[str] = []
+    if config.dynamic != "off":
+        real = {f"{s.display}/{rel}": blob for s in snaps for rel, blob in s.files.items()}
+        real.update({s.display: s.path for s in snaps})
+        results = _dynamic(results, real, policy, config, notes, errors)
     return Report(
         tool_version=__version__,
         rules_version=ruleset.version,
@@ -290,4 +295,28 @@ def scan_paths(
         artifacts=tuple(results),
         errors=tuple(errors),
         seconds=time.perf_counter() - started,
+        notes=tuple(notes),
     )
+
+
+def _dynamic(
+    results: list[ArtifactResult],
+    real: dict[str, str],
+    policy: Policy,
+    config: Config,
+    notes: list[str],
+    errors: list[str],
+) -> list[ArtifactResult]:
+    """``--dynamic``: the sandboxed loads, after the static scan (see :mod:`.sandbox`)."""
+    from .sandbox import SandboxUnavailable, run_dynamic
+
+    try:
+        return run_dynamic(
+            results, policy, config.sandbox, config.jobs or os.cpu_count() or 1, real
+        )
+    except SandboxUnavailable as exc:
+        if config.dynamic == "require":
+            errors.append(f"--dynamic require: no sandbox backend can run here ({exc})")
+        else:
+            notes.append(f"dynamic analysis skipped: no sandbox backend can run here ({exc})")
+        return results

@@ -697,8 +697,64 @@ def legacy_tar(*, main: bytes = STATE_DICT) -> bytes:
     )
 
 
+def dynamic_samples() -> dict[str, bytes]:
+    """D rules: pickles whose payload shows itself only when really loaded (``--dynamic``).
+
+    Every payload is harmless even unconfined: a marker file under ``$TMPDIR``, a connection
+    to the discard port on loopback, a read of ``/etc/hostname``.
+    """
+    marker = "/tmp/modelscan-lite-sample-marker"
+    return {
+        "D101/bad-subprocess.pkl": pk(
+            call("subprocess", "call", EMPTY_LIST, U("touch"), APPEND, U(marker), APPEND)
+        ),
+        "D102/bad-connect.pkl": pk(
+            call("socket", "create_connection", MARK, U("127.0.0.1"), BININT(9), TUPLE)
+        ),
+        "D103/bad-write-marker.pkl": pk(call("builtins", "open", U(marker), U("w"))),
+        "D104/bad-read-hostname.pkl": pk(call("builtins", "open", U("/etc/hostname"))),
+        "D105/bad-ctypes-libc.pkl": pk(call("ctypes", "CDLL", U("libc.so.6"))),
+        "D106/bad-atexit.pkl": pk(call("atexit", "register", GLOBAL("builtins", "print"), U("bye"))),
+        "D107/bad-setsid.pkl": pk(call("os", "setsid")),
+        "D201/bad-raises.pkl": pk(call("builtins", "int", U("not a number"))),
+        "D202/bad-predict-fails.pkl": pk(
+            call("types", "SimpleNamespace"),
+            EMPTY_DICT,
+            MARK,
+            U("predict"),
+            GLOBAL("builtins", "divmod"),
+            U("n_features_in_"),
+            BININT1(3),
+            SETITEMS,
+            BUILD,
+        ),
+        "D203/bad-nan-weights.npy": npy("<f4", (2,), struct.pack("<2f", 1.0, float("nan"))),
+        "D301/bad-sleeps.pkl": pk(call("time", "sleep", BININT(3600))),
+        "D302/bad-huge-allocation.pkl": pk(call("builtins", "bytearray", LONG1(1 << 44))),
+        "D303/bad-exits.pkl": pk(call("os", "_exit", BININT1(7))),
+        **{
+            f"{rid}/ok-state.pkl": BENIGN_DICT
+            for rid in (
+                "D101",
+                "D102",
+                "D103",
+                "D104",
+                "D105",
+                "D106",
+                "D107",
+                "D201",
+                "D202",
+                "D301",
+                "D302",
+                "D303",
+            )
+        },
+        "D203/ok-finite.npy": npy("<f4", (2,), struct.pack("<2f", 1.0, 2.0)),
+    }
+
+
 def all_samples() -> dict[str, bytes]:
-    return {**samples(), **more_samples(), **repo_samples()}
+    return {**samples(), **more_samples(), **repo_samples(), **dynamic_samples()}
 
 
 def write(outdir: Path) -> list[Path]:

@@ -12,7 +12,10 @@ import pytest
 from .conftest import SAMPLES
 from .helpers import scan
 
-SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*/*") if p.is_file())
+# D samples show their rule only when really loaded: tests/test_sandbox.py runs them
+SAMPLE_FILES = sorted(
+    p for p in SAMPLES.glob("*/*") if p.is_file() and not p.parent.name.startswith("D")
+)
 SAMPLE_DIRS = sorted(p for p in SAMPLES.glob("*/*") if p.is_dir())
 COMMITTED = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.parent != SAMPLES)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
 from ..model import ArtifactResult, Finding, Location, Report
@@ -27,7 +28,7 @@ def finding_dict(f: Finding) -> dict[str, Any]:
 
 
 def artifact_dict(a: ArtifactResult) -> dict[str, Any]:
-    return {
+    out: dict[str, Any] = {
         "path": a.path,
         "format": a.format,
         "size": a.size,
@@ -36,6 +37,9 @@ def artifact_dict(a: ArtifactResult) -> dict[str, Any]:
         "error": a.error,
         "findings": [finding_dict(f) for f in a.findings],
     }
+    if a.dynamic is not None:
+        out["dynamic"] = asdict(a.dynamic)
+    return out
 
 
 def summary(report: Report) -> dict[str, Any]:
@@ -54,7 +58,7 @@ def summary(report: Report) -> dict[str, Any]:
 
 
 def render_json(report: Report) -> str:
-    doc = {
+    doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "tool": {
             "name": "modelscan-lite",
@@ -66,4 +70,6 @@ def render_json(report: Report) -> str:
         "errors": list(report.errors),
         "summary": summary(report),
     }
+    if report.notes:
+        doc["notes"] = list(report.notes)
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"

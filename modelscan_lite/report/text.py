@@ -62,9 +62,33 @@ def _lines(report: Report) -> list[tuple[str, str]]:
         out.append((f"skipped: {a.path} ({a.skipped})", "dim"))
     if len(skipped) > 20:
         out.append((f"skipped: {len(skipped) - 20} more files (see --format json)", "dim"))
+    out.extend(_dynamic_lines(report))
+    for n in report.notes:
+        out.append((f"note: {n}", "yellow"))
     for e in report.errors:
         out.append((f"error: {e}", "red"))
     out.append((summary_line(report), "bold"))
+    return out
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _dynamic_lines(report: Report) -> list[tuple[str, str]]:
+    """One line per sandboxed load: verdict, backend, times and peak memory."""
+    runs = [(a.path, a.dynamic) for a in report.artifacts if a.dynamic is not None]
+    out: list[tuple[str, str]] = []
+    for path, run in runs:
+        out.append(
+            (
+                f"sandbox: {path}: {run.status} ({run.loader} on {run.backend}; start-up "
+                f"{_seconds(run.startup)}, load {_seconds(run.load)}, inference "
+                f"{_seconds(run.inference)}, peak {run.peak_rss / 2**20:.0f} MiB)"
+                + (f"; {run.note}" if run.note else ""),
+                "dim" if run.status == "done" else "yellow",
+            )
+        )
     return out
 
 
