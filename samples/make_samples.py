@@ -714,7 +714,9 @@ def dynamic_samples() -> dict[str, bytes]:
         "D103/bad-write-marker.pkl": pk(call("builtins", "open", U(marker), U("w"))),
         "D104/bad-read-hostname.pkl": pk(call("builtins", "open", U("/etc/hostname"))),
         "D105/bad-ctypes-libc.pkl": pk(call("ctypes", "CDLL", U("libc.so.6"))),
-        "D106/bad-atexit.pkl": pk(call("atexit", "register", GLOBAL("builtins", "print"), U("bye"))),
+        "D106/bad-atexit.pkl": pk(
+            call("atexit", "register", GLOBAL("builtins", "print"), U("bye"))
+        ),
         "D107/bad-setsid.pkl": pk(call("os", "setsid")),
         "D201/bad-raises.pkl": pk(call("builtins", "int", U("not a number"))),
         "D202/bad-predict-fails.pkl": pk(
