@@ -13,12 +13,6 @@ from ..model import ArtifactResult, Report, Severity
 if TYPE_CHECKING:
     from rich.table import Table
 
-ICON = {
-    Severity.CRITICAL: "CRITICAL",
-    Severity.HIGH: "HIGH",
-    Severity.MEDIUM: "MEDIUM",
-    Severity.LOW: "LOW",
-}
 STYLE = {
     Severity.CRITICAL: "bold red",
     Severity.HIGH: "red",
@@ -46,7 +40,7 @@ def _lines(report: Report) -> list[tuple[str, str]]:
                     if where
                     else f"offset {f.location.offset}"
                 )
-            out.append((f"  {f.rule} {ICON[f.severity]:<8} {f.name}", STYLE[f.severity]))
+            out.append((f"  {f.rule} {f.severity.name:<8} {f.name}", STYLE[f.severity]))
             out.append((f"      {f.message}", ""))
             if where:
                 out.append((f"      at {where}", "dim"))

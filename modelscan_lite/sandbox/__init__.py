@@ -45,6 +45,8 @@ LOADER_BY_FORMAT = {
     "gguf": "gguf",
     "onnx": "onnx",
 }
+# what only the audit hook inside sees (no syscall tells): its kind -> the fact for the rules
+AUDIT_ONLY = {"native": "dynamic.native-load", "atexit": "dynamic.atexit"}
 COMPRESSIONS = ("gzip", "bz2", "xz", "lzma", "zlib", "lz4")
 
 
@@ -100,29 +102,20 @@ def outcome_facts(outcome: Outcome, options: Options) -> list[Fact]:
         )
     for msg in outcome.audit:
         kind = msg.get("kind")
+        if kind not in AUDIT_ONLY:
+            continue
         args = [str(a) for a in msg.get("args", [])]
-        if kind == "native":
-            value = args[0] if args else "?"
-            facts.append(
-                Fact(
-                    "dynamic.native-load",
-                    value,
-                    where,
-                    (("source", "audit hook"),),
-                    "\n".join(filter(None, [f"{msg.get('event')}({', '.join(args)})", context])),
-                )
+        event = str(msg.get("event"))
+        head = f"{event}({', '.join(args)})" if kind == "native" else event
+        facts.append(
+            Fact(
+                AUDIT_ONLY[kind],
+                args[0] if args else "?",
+                where,
+                (("source", "audit hook"),),
+                "\n".join(filter(None, [head, context])),
             )
-        elif kind == "atexit":
-            value = args[0] if args else "?"
-            facts.append(
-                Fact(
-                    "dynamic.atexit",
-                    value,
-                    where,
-                    (("source", "audit hook"),),
-                    "\n".join(filter(None, [str(msg.get("event")), context])),
-                )
-            )
+        )
     if not any(e.kind == "spawn" for e in outcome.events):
         # the Python-level attempt when no exec reached the kernel (e.g. refused earlier)
         for call in python_side["spawn"][:5]:

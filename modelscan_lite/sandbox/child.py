@@ -56,7 +56,6 @@ _WATCHED = {
     "os.exec": "spawn",
     "os.posix_spawn": "spawn",
     "os.spawn": "spawn",
-    "os.fork": "fork",
     "subprocess.Popen": "spawn",
     "ctypes.dlopen": "native",
     "socket.connect": "network",

@@ -18,13 +18,12 @@ from .syscalls import (
     LANDLOCK_ADD_RULE,
     LANDLOCK_CREATE_RULESET,
     LANDLOCK_RESTRICT_SELF,
-    libc,
+    no_new_privs,
     syscall,
 )
 
 CREATE_RULESET_VERSION = 1
 RULE_PATH_BENEATH = 1
-PR_SET_NO_NEW_PRIVS = 38
 
 EXECUTE = 1 << 0
 WRITE_FILE = 1 << 1
@@ -132,8 +131,7 @@ def restrict(
         ):
             for path in paths:
                 _add_path(ruleset, path, rights & handled)
-        if libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-            raise LandlockError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
+        no_new_privs()
         rc = syscall(LANDLOCK_RESTRICT_SELF, ruleset, 0)
         if rc != 0:
             raise LandlockError(-rc, "landlock_restrict_self failed")

@@ -83,15 +83,22 @@ def _tensors_of(obj: Any, prefix: str = "", out: dict[str, Any] | None = None) -
     return out
 
 
+def _weights_summary(kind: str, obj: Any) -> Summary:
+    """How many tensors a loaded object holds, and which dense ones are not finite."""
+    import torch
+
+    tensors = _tensors_of(obj)
+    dense = {k: v.numpy() for k, v in tensors.items() if v.layout == torch.strided}
+    return {"object": kind, "tensors": len(tensors), "weights": _finite_report(dense)}
+
+
 def run_torch(path: str, timings: dict[str, float]) -> Summary:
     import torch
 
     t0 = time.perf_counter()
     obj = torch.load(path, map_location="cpu", weights_only=False)
     timings["load"] = time.perf_counter() - t0
-    tensors = _tensors_of(obj)
-    report = _finite_report({k: v.numpy() for k, v in tensors.items() if v.layout == torch.strided})
-    return {"object": type(obj).__name__, "tensors": len(tensors), "weights": report}
+    return _weights_summary(type(obj).__name__, obj)
 
 
 def run_torchscript(path: str, timings: dict[str, float]) -> Summary:
@@ -100,12 +107,7 @@ def run_torchscript(path: str, timings: dict[str, float]) -> Summary:
     t0 = time.perf_counter()
     module = torch.jit.load(path, map_location="cpu")  # type: ignore[no-untyped-call]
     timings["load"] = time.perf_counter() - t0
-    tensors = _tensors_of(module)
-    return {
-        "object": "ScriptModule",
-        "tensors": len(tensors),
-        "weights": _finite_report({k: v.numpy() for k, v in tensors.items()}),
-    }
+    return _weights_summary("ScriptModule", module)
 
 
 # -- pickle / joblib / numpy -------------------------------------------------------------

@@ -22,7 +22,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .syscalls import AUDIT_ARCH, SECCOMP, X32_SYSCALL_BIT, libc, number, syscall
+from .syscalls import AUDIT_ARCH, SECCOMP, X32_SYSCALL_BIT, no_new_privs, number, syscall
 
 SECCOMP_SET_MODE_FILTER = 1
 FLAG_TSYNC = 1
@@ -139,7 +139,7 @@ def install() -> int:
     ops = program()
     arr = (_SockFilter * len(ops))(*(_SockFilter(*op) for op in ops))
     fprog = _SockFprog(len(ops), arr)
-    libc().prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+    no_new_privs()
     assert SECCOMP is not None
     fd = syscall(
         SECCOMP,

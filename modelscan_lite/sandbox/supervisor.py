@@ -33,10 +33,15 @@ from .watch import Event, Watcher
 
 BACKENDS = ("bwrap", "namespaces", "landlock")
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_BOOT = (
-    "import json, sys; sys.path.insert(0, sys.argv[1]); "
-    "from modelscan_lite.sandbox.child import main; main(json.loads(sys.argv[2]))"
-)
+
+
+def _python(statement: str, *args: str) -> list[str]:
+    """An isolated interpreter (``-I``) that runs ``statement`` with this package importable
+    (``sys.argv[1]`` is its parent folder, whatever installed it); ``args`` follow."""
+    boot = f"import json, sys; sys.path.insert(0, sys.argv[1]); {statement}"
+    return [sys.executable, "-I", "-c", boot, _PACKAGE_PARENT, *args]
+
+
 Options = SandboxOptions
 
 
@@ -55,7 +60,6 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss: int = 0
     landlock_abi: int = 0
-    notifications: int = 0
 
 
 class SandboxUnavailable(RuntimeError):
@@ -109,14 +113,7 @@ def probe(backend: str) -> str | None:
             return "bwrap (bubblewrap) is not installed"
         cmd = [*_bwrap_prefix(tempfile.gettempdir())[:-1], "--", "/bin/true"]
     elif backend == "namespaces":
-        cmd = [
-            sys.executable,
-            "-I",
-            "-c",
-            "import sys; sys.path.insert(0, sys.argv[1]); "
-            "from modelscan_lite.sandbox.jail import enter; enter()",
-            _PACKAGE_PARENT,
-        ]
+        cmd = _python("from modelscan_lite.sandbox.jail import enter; enter()")
     else:
         return f"unknown sandbox backend {backend!r} (expected one of {', '.join(BACKENDS)})"
     try:
@@ -162,7 +159,10 @@ def run(target: str, loader: str, backend: str, options: Options) -> Outcome:
         "open_files": options.open_files,
         "trust_remote_code": options.trust_remote_code,
     }
-    cmd = [sys.executable, "-I", "-c", _BOOT, _PACKAGE_PARENT, json.dumps(spec)]
+    cmd = _python(
+        "from modelscan_lite.sandbox.child import main; main(json.loads(sys.argv[2]))",
+        json.dumps(spec),
+    )
     if backend == "bwrap":
         cmd = _bwrap_prefix(scratch) + cmd
     started = time.perf_counter()
@@ -192,7 +192,6 @@ def run(target: str, loader: str, backend: str, options: Options) -> Outcome:
             if watcher is not None:
                 watcher.stop()
                 outcome.events = watcher.events
-                outcome.notifications = watcher.count
             stderr.seek(0, os.SEEK_END)
             stderr.seek(max(0, stderr.tell() - 4000))
             tail = stderr.read().decode("utf-8", "replace")

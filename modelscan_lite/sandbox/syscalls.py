@@ -71,6 +71,16 @@ def libc() -> ctypes.CDLL:
     return lib
 
 
+PR_SET_NO_NEW_PRIVS = 38
+
+
+def no_new_privs() -> None:
+    """Set ``no_new_privs`` (needed by Landlock and by an unprivileged seccomp filter)."""
+    if libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(err)}")
+
+
 def syscall(nr: int, *args: object) -> int:
     """``syscall(2)`` with integer arguments widened to ``long`` (varargs need full registers);
     returns the result, or ``-errno`` on failure."""

@@ -48,7 +48,6 @@ class Watcher:
     policy: PathPolicy
     events: list[Event] = field(default_factory=list)
     seen: set[tuple[str, str]] = field(default_factory=set)
-    count: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -75,7 +74,6 @@ class Watcher:
                 return  # every watched process is gone
             note = seccomp.receive(self.listener)
             if note is not None:
-                self.count += 1
                 self._handle(note)
 
     def _record(self, event: Event) -> None:
