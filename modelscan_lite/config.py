@@ -2,7 +2,8 @@
 
 Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``never``),
 ``severity`` (table: rule ID -> severity), ``per-path-ignores`` (table: path glob -> IDs),
-``allow-globals`` (dotted-name globs added to the P105 allowlist), ``jobs``; for the sandboxed
+``allow-globals`` (exact global names, ``module.Name`` or ``module:Qual.name``, added to the
+pickle allowlist), ``jobs``; for the sandboxed
 loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
 landlock), ``sandbox-timeout`` (seconds), ``sandbox-memory-mib`` and ``trust-remote-code``.
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .allowlist import AllowlistError, parse_identity
 from .limits import Limits
 from .model import Severity
 
@@ -119,7 +121,13 @@ def from_table(table: dict[str, Any], source: str) -> Config:
             ),
         )
     if "allow-globals" in table:
-        cfg = replace(cfg, allow_globals=_str_list(table["allow-globals"], "allow-globals", source))
+        names = _str_list(table["allow-globals"], "allow-globals", source)
+        for name in names:
+            try:
+                parse_identity(name)
+            except AllowlistError as exc:
+                raise ConfigError(f"{source}: allow-globals: {exc}") from None
+        cfg = replace(cfg, allow_globals=names)
     if "jobs" in table:
         if not isinstance(table["jobs"], int) or table["jobs"] < 0:
             raise ConfigError(f"{source}: jobs must be a whole number >= 0")

@@ -6,7 +6,10 @@ passes every value test the rule gives (``in``, ``not-in``, ``glob``, ``not-glob
 dotted-name globs: ``*`` stays inside one dotted component, ``**`` crosses dots. With
 ``suffixes: true`` a glob also tests each dotted tail of the value (``pathlib.os.system`` ->
 ``os.system``), with leading underscores dropped from components (``_os`` -> ``os``), because
-``find_class`` walks every component of a dotted name.
+``find_class`` walks every component of a dotted name. With ``not-allowlisted:
+pickle-globals`` a fact whose exact ``(module, qualname)`` identity is on the allowlist
+(:mod:`.allowlist`) never matches; with ``called: true|false`` a pickle fact matches only
+when loading does / does not call the global.
 
 Rule files are validated structurally here (cheaply, at every start) and against
 ``rules/schema.json`` in the tests.
@@ -19,11 +22,12 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .allowlist import Allowlist, AllowlistError, Identity, load_allowlist
 from .model import Fact, Finding, Location, Severity
 
 RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
@@ -158,8 +162,10 @@ class Rule:
     not_regex: LazyRegex | None = None
     suffixes: bool = False
     not_matched_by: tuple[str, ...] = ()
-    not_allowlisted_by: str | None = None
-    allowlist: tuple[str, ...] = ()
+    # True: a fact whose (module, qualname) identity is on the allowlist never matches
+    not_allowlisted: bool = False
+    # True/False: only facts of globals that loading calls / does not call
+    called: bool | None = None
     source: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -182,19 +188,26 @@ class Rule:
             return False
         return not (self.regex is not None and not self.regex.search(value))
 
-    def allows(self, value: str) -> bool:
-        """True when ``value`` is on this rule's allowlist (its ``not-glob``/``not-regex``)."""
-        return bool(
-            (self.not_glob is not None and self.not_glob.match(value))
-            or (self.not_regex is not None and self.not_regex.search(value))
-        )
+    def matches(self, fact: Fact, allowlist: Allowlist) -> bool:
+        """True when ``fact`` is one this rule reports, under ``allowlist``."""
+        if fact.kind not in self.kinds or not self.value_matches(fact.value):
+            return False
+        if self.called is not None:
+            details = fact.detail_dict()
+            if (details.get("called", "0") not in ("", "0")) is not self.called:
+                return False
+        return not (self.not_allowlisted and allowlist.allows(*fact_identity(fact)))
 
-    def with_allowlist(self, extra: Sequence[str]) -> Rule:
-        """A copy whose ``not-glob`` also exempts ``extra`` (user-allowlisted globals)."""
-        if not extra:
-            return self
-        merged = (*self.allowlist, *extra)
-        return replace(self, allowlist=merged, not_glob=_compile_globs(merged))
+
+def fact_identity(fact: Fact) -> Identity:
+    """The ``(module, qualname)`` a pickle fact names: from its details when the walker
+    recorded them, else the dotted value split at its last dot."""
+    details = fact.detail_dict()
+    module, qualname = details.get("module"), details.get("qualname")
+    if module is not None and qualname is not None:
+        return module, qualname
+    module, _, qualname = fact.value.rpartition(".")
+    return module, qualname
 
 
 def _as_list(value: Any) -> list[str]:
@@ -229,7 +242,8 @@ def parse_rule(data: Any, source: str) -> Rule:
         "not-regex",
         "suffixes",
         "not-matched-by",
-        "not-allowlisted-by",
+        "not-allowlisted",
+        "called",
     }
     unknown = set(match) - known
     if unknown:
@@ -244,7 +258,6 @@ def parse_rule(data: Any, source: str) -> Rule:
         not_regex = LazyRegex(not_regexes) if not_regexes else None
     except (ValueError, re.error) as exc:
         raise RuleError(f"{source}: {exc}") from None
-    not_glob = _as_list(match.get("not-glob"))
     return Rule(
         id=rid,
         name=name,
@@ -259,16 +272,24 @@ def parse_rule(data: Any, source: str) -> Rule:
         values_in=frozenset(_as_list(match["in"])) if "in" in match else None,
         values_not_in=frozenset(_as_list(match.get("not-in"))),
         glob=_compile_globs(_as_list(match.get("glob"))),
-        not_glob=_compile_globs(not_glob),
+        not_glob=_compile_globs(_as_list(match.get("not-glob"))),
         regex=regex,
         not_regex=not_regex,
         suffixes=bool(match.get("suffixes", False)),
         not_matched_by=tuple(_as_list(match.get("not-matched-by"))),
-        not_allowlisted_by=match.get("not-allowlisted-by"),
-        allowlist=tuple(not_glob),
+        not_allowlisted=_allowlist_name(match.get("not-allowlisted"), source),
+        called=match.get("called") if isinstance(match.get("called"), bool) else None,
         source=source,
         raw=data,
     )
+
+
+def _allowlist_name(value: Any, source: str) -> bool:
+    if value is None:
+        return False
+    if value != "pickle-globals":
+        raise RuleError(f"{source}: not-allowlisted names an unknown allowlist {value!r}")
+    return True
 
 
 def _yaml_load(text: str) -> Any:
@@ -282,6 +303,7 @@ def _yaml_load(text: str) -> Any:
 class RuleSet:
     rules: tuple[Rule, ...]
     version: str
+    allowlist: Allowlist
 
     def by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
@@ -341,6 +363,9 @@ def load_rules(directory: str | None = None) -> RuleSet:
         blob = path.name.encode() + b"\0" + text.encode()
         crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
         texts.append((f"{path.parent.name}/{path.name}", text))
+    for data_file in sorted((root / "allowlist").glob("*.json")):
+        blob = data_file.name.encode() + b"\0" + data_file.read_bytes()
+        crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
     version = f"{crc:08x}{adler & 0xFFFF:04x}"
     rules: list[Rule] = []
     for path, (rel, _), data in zip(paths, texts, _parsed_rule_data(texts, version), strict=True):
@@ -358,11 +383,15 @@ def load_rules(directory: str | None = None) -> RuleSet:
         raise RuleError(f"duplicate rule ids: {', '.join(dupes)}")
     known = set(ids)
     for r in rules:
-        for other in (*r.not_matched_by, *([r.not_allowlisted_by] if r.not_allowlisted_by else [])):
+        for other in r.not_matched_by:
             if other not in known:
                 raise RuleError(f"{r.source}: names unknown rule {other}")
     rules.sort(key=lambda r: r.id)
-    return RuleSet(tuple(rules), version)
+    try:
+        allowlist = load_allowlist(str(root))
+    except AllowlistError as exc:
+        raise RuleError(f"allowlist/{exc}") from None
+    return RuleSet(tuple(rules), version, allowlist)
 
 
 class _Defaults(dict[str, str]):
@@ -395,13 +424,13 @@ def render_message(rule: Rule, fact: Fact) -> str:
 
 @dataclass(frozen=True)
 class Policy:
-    """The active rule set after config: selection, severity remaps, extra allowlist."""
+    """The active rule set after config: selection, severity remaps, the allowlist extended
+    by the user's exact ``allow-globals``."""
 
     rules: tuple[Rule, ...]
+    allowlist: Allowlist
     severity: dict[str, Severity] = field(default_factory=dict)
     per_path_ignore: tuple[tuple[str, frozenset[str]], ...] = ()
-    # rules whose allowlists other rules defer to, kept even when not selected
-    allowlists: dict[str, Rule] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -413,32 +442,25 @@ class Policy:
         extra_allowlist: Sequence[str] = (),
         per_path_ignore: Sequence[tuple[str, Sequence[str]]] = (),
     ) -> Policy:
+        """AllowlistError when an ``extra_allowlist`` entry is not an exact name."""
         sel = [s.upper() for s in select]
         ign = [s.upper() for s in ignore]
         chosen = []
-        allowlists = {r.id: r.with_allowlist(extra_allowlist) for r in ruleset.rules if r.allowlist}
         for r in ruleset.rules:
             if sel and not any(r.id.startswith(s) for s in sel):
                 continue
             if any(r.id.startswith(s) for s in ign):
                 continue
-            chosen.append(allowlists.get(r.id, r))
+            chosen.append(r)
         return cls(
             tuple(chosen),
+            ruleset.allowlist.extended(tuple(extra_allowlist)),
             dict(severity or {}),
             tuple((p, frozenset(i.upper() for i in ids)) for p, ids in per_path_ignore),
-            allowlists,
         )
 
     def matching_rules(self, fact: Fact) -> list[Rule]:
-        hits: dict[str, Rule] = {}
-        for r in self.rules:
-            if fact.kind in r.kinds and r.value_matches(fact.value):
-                if r.not_allowlisted_by:
-                    keeper = self.allowlists.get(r.not_allowlisted_by)
-                    if keeper is not None and keeper.allows(fact.value):
-                        continue
-                hits[r.id] = r
+        hits = {r.id: r for r in self.rules if r.matches(fact, self.allowlist)}
         return [r for r in hits.values() if not any(o in hits for o in r.not_matched_by)]
 
     def findings(self, facts: Iterable[Fact]) -> list[Finding]:
@@ -474,10 +496,6 @@ class Policy:
             for pat, ids in self.per_path_ignore
         )
 
-    def would_flag(self, names: Iterable[str]) -> bool:
-        """True when a ``pickle.global`` with any of these names gives a finding."""
-        for name in names:
-            probe = Fact("pickle.global", name, Location(""))
-            if self.matching_rules(probe):
-                return True
-        return False
+    def would_flag(self, facts: Iterable[Fact]) -> bool:
+        """True when any of these facts gives a finding (evidence is built only then)."""
+        return any(self.matching_rules(fact) for fact in facts)

@@ -19,8 +19,8 @@ class Context:
     deadline: Deadline
     budget: DecompressBudget
     facts: list[Fact] = field(default_factory=list)
-    # True when any of these global names would give a finding: only then is evidence built.
-    wants_evidence: Callable[[Iterable[str]], bool] = lambda names: False
+    # True when any of these facts would give a finding: only then is evidence built.
+    wants_evidence: Callable[[Iterable[Fact]], bool] = lambda facts: False
     depth: int = 0
     members: int = 0
     formats: list[str] = field(default_factory=list)
