@@ -30,7 +30,9 @@ from typing import Any
 Identity = tuple[str, str]
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # how a call-through uses an argument
-ARG_USES = frozenset({"calls", "class", "payload", "resolves-module", "resolves-name"})
+ARG_USES = frozenset(
+    {"calls", "class", "payload", "resolves-module", "resolves-name", "sibling-file"}
+)
 
 
 class AllowlistError(ValueError):
@@ -55,34 +57,46 @@ def parse_identity(text: str) -> Identity:
 @dataclass(frozen=True)
 class CallThrough:
     """An allowed callable that uses some of its arguments: ``args`` maps a positional index
-    (or a keyword name) to how it is used (one of :data:`ARG_USES`)."""
+    to how it is used (one of :data:`ARG_USES`); ``state`` maps keys of the state a later
+    ``BUILD`` sets on the object it returns, for classes whose loading reads that state."""
 
     identity: Identity
-    args: dict[int | str, str]
+    args: dict[int, str]
+    state: dict[str, str]
     why: str
     source: str
 
 
 @dataclass(frozen=True)
 class Allowlist:
-    """Exact identities. ``entries`` maps module -> qualnames."""
+    """Exact identities: the shipped data under ``root/allowlist`` (read on first use, so a
+    scan that meets no pickle global never parses it) and the user's ``extra`` names."""
 
-    entries: dict[str, frozenset[str]]
-    call_throughs: dict[Identity, CallThrough]
+    root: str
     extra: frozenset[Identity] = field(default_factory=frozenset)
 
+    @property
+    def entries(self) -> dict[str, frozenset[str]]:
+        """module -> allowed qualnames."""
+        return _load_entries(self.root)
+
+    @property
+    def call_throughs(self) -> dict[Identity, CallThrough]:
+        return _load_call_throughs(self.root)
+
     def allows(self, module: str, qualname: str) -> bool:
-        names = self.entries.get(module)
+        names = _load_entries(self.root).get(module)
         if names is not None and qualname in names:
             return True
-        return (module, qualname) in self.call_throughs or (module, qualname) in self.extra
+        ident = (module, qualname)
+        return ident in _load_call_throughs(self.root) or ident in self.extra
 
     def extended(self, names: tuple[str, ...]) -> Allowlist:
         """A copy that also allows the user's exact ``names`` (AllowlistError if one is not)."""
         if not names:
             return self
         extra = frozenset(parse_identity(n) for n in names)
-        return Allowlist(self.entries, self.call_throughs, self.extra | extra)
+        return Allowlist(self.root, self.extra | extra)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -112,31 +126,44 @@ def _call_throughs(data: dict[str, Any]) -> dict[Identity, CallThrough]:
     out: dict[Identity, CallThrough] = {}
     for key, spec in (data.get("entries") or {}).items():
         ident = parse_identity(key)
-        raw = spec.get("args") if isinstance(spec, dict) else None
-        if not isinstance(raw, dict) or not raw:
-            raise AllowlistError(f"call-through.json: {key} needs args")
-        args: dict[int | str, str] = {}
-        for where, use in raw.items():
+        if not isinstance(spec, dict):
+            raise AllowlistError(f"call-through.json: {key} is not a mapping")
+        raw_args, raw_state = spec.get("args") or {}, spec.get("state") or {}
+        if not isinstance(raw_args, dict) or not isinstance(raw_state, dict):
+            raise AllowlistError(f"call-through.json: {key}: args and state are mappings")
+        if not raw_args and not raw_state:
+            raise AllowlistError(f"call-through.json: {key} needs args or state")
+        for use in (*raw_args.values(), *raw_state.values()):
             if use not in ARG_USES:
                 raise AllowlistError(f"call-through.json: {key}: unknown use {use!r}")
-            args[int(where) if str(where).isdigit() else str(where)] = use
-        out[ident] = CallThrough(ident, args, str(spec.get("why", "")), str(spec.get("source", "")))
+        if not all(str(k).isdigit() for k in raw_args):
+            raise AllowlistError(f"call-through.json: {key}: args are positional indexes")
+        args = {int(k): str(v) for k, v in raw_args.items()}
+        state = {str(k): str(v) for k, v in raw_state.items()}
+        why, source = str(spec.get("why", "")), str(spec.get("source", ""))
+        out[ident] = CallThrough(ident, args, state, why, source)
     return out
 
 
 @lru_cache(maxsize=4)
+def _load_entries(rules_root: str) -> dict[str, frozenset[str]]:
+    path = Path(rules_root) / "allowlist" / "pickle-globals.json"
+    return _entries(_read_json(path)) if path.is_file() else {}
+
+
+@lru_cache(maxsize=4)
+def _load_call_throughs(rules_root: str) -> dict[Identity, CallThrough]:
+    path = Path(rules_root) / "allowlist" / "call-through.json"
+    return _call_throughs(_read_json(path)) if path.is_file() else {}
+
+
 def load_allowlist(rules_root: str) -> Allowlist:
-    """The shipped allowlist under ``rules_root/allowlist`` (an empty one when absent)."""
-    root = Path(rules_root) / "allowlist"
-    globals_file = root / "pickle-globals.json"
-    entries = _entries(_read_json(globals_file)) if globals_file.is_file() else {}
-    through_file = root / "call-through.json"
-    calls = _call_throughs(_read_json(through_file)) if through_file.is_file() else {}
-    return Allowlist(entries, calls)
+    """The shipped allowlist under ``rules_root/allowlist``; read on first use."""
+    return Allowlist(rules_root)
 
 
 def call_throughs() -> dict[Identity, CallThrough]:
     """The shipped call-through table, for the pickle walker."""
     from .engine import rules_dir
 
-    return load_allowlist(str(rules_dir())).call_throughs
+    return _load_call_throughs(str(rules_dir()))

@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .allowlist import Allowlist, AllowlistError, Identity, load_allowlist
+from .allowlist import Allowlist, Identity, load_allowlist
 from .model import Fact, Finding, Location, Severity
 
 RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
@@ -363,7 +363,11 @@ def load_rules(directory: str | None = None) -> RuleSet:
         blob = path.name.encode() + b"\0" + text.encode()
         crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
         texts.append((f"{path.parent.name}/{path.name}", text))
-    for data_file in sorted((root / "allowlist").glob("*.json")):
+    data_files = [
+        *(root / "allowlist").glob("*.json"),
+        *(root / "onnx" / "known-ops").glob("*.json"),
+    ]
+    for data_file in sorted(data_files):
         blob = data_file.name.encode() + b"\0" + data_file.read_bytes()
         crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
     version = f"{crc:08x}{adler & 0xFFFF:04x}"
@@ -387,11 +391,7 @@ def load_rules(directory: str | None = None) -> RuleSet:
             if other not in known:
                 raise RuleError(f"{r.source}: names unknown rule {other}")
     rules.sort(key=lambda r: r.id)
-    try:
-        allowlist = load_allowlist(str(root))
-    except AllowlistError as exc:
-        raise RuleError(f"allowlist/{exc}") from None
-    return RuleSet(tuple(rules), version, allowlist)
+    return RuleSet(tuple(rules), version, load_allowlist(str(root)))
 
 
 class _Defaults(dict[str, str]):

@@ -20,6 +20,10 @@ class Limits:
     max_stack: int = 1_000_000
     max_memo: int = 32_000_000
     max_pickles_per_stream: int = 64
+    # elements a pickle's containers may expand to, shared references counted each time
+    # they occur (what repr/json.dumps/==/hash visit), and tuple elements hashed at load;
+    # only flagged past 16 per opcode as well (P301)
+    max_expansion: int = 100_000_000
     # containers
     max_depth: int = 6
     max_members: int = 100_000

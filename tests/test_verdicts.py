@@ -306,6 +306,53 @@ def test_user_allowed_exact_name(tmp_path: Path) -> None:
 
 def test_allowlist_is_loaded_with_the_rules() -> None:
     allowlist = load_rules().allowlist
+    assert len(allowlist.call_throughs) >= 15
+    for through in allowlist.call_throughs.values():
+        assert through.why and through.source and (through.args or through.state)
     assert allowlist.allows("torch._utils", "_rebuild_tensor_v2")
     assert allowlist.allows("functools", "partial")  # only as a checked call-through
     assert not allowlist.allows("torch", "serialization.os.system")
+
+
+def test_calling_an_object_the_stream_built_cannot_be_checked(tmp_path: Path) -> None:
+    # REDUCE whose callable is the result of an allowed constructor
+    built = call("collections", "OrderedDict")
+    result = scan_bytes(tmp_path, pk(built, MARK, U("x"), TUPLE, REDUCE, proto=2))
+    hit = find(result, "P109")
+    assert "collections.OrderedDict" in hit.message and hit.location.offset is not None
+
+
+def _ndarray_wrapper(filename: str, subclass: tuple[str, str] = ("numpy", "ndarray")) -> bytes:
+    return pk(
+        GLOBAL("joblib.numpy_pickle", "NDArrayWrapper"),
+        EMPTY_TUPLE,
+        NEWOBJ,
+        EMPTY_DICT,
+        U("filename"),
+        U(filename),
+        SETITEM,
+        U("subclass"),
+        GLOBAL(*subclass),
+        SETITEM,
+        b"b",  # BUILD
+        proto=2,
+    )
+
+
+@pytest.mark.parametrize(
+    "filename", ["../../x/payload.npy", "/etc/payload.npy", "sub/../../p.npy", "C:\\p.npy"]
+)
+def test_legacy_joblib_sibling_file_escape(tmp_path: Path, filename: str) -> None:
+    hit = at_key(scan_bytes(tmp_path, _ndarray_wrapper(filename)), "P401", filename)
+    assert filename in hit.message and hit.severity == Severity.HIGH
+
+
+def test_legacy_joblib_sibling_file_is_named(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, _ndarray_wrapper("model.pkl_01.npy"))
+    assert at_key(result, "P402", "model.pkl_01.npy").severity == Severity.LOW
+    assert failing(result) == []
+
+
+def test_legacy_joblib_subclass_is_instantiated(tmp_path: Path) -> None:
+    result = scan_bytes(tmp_path, _ndarray_wrapper("a.npy", UNKNOWN))
+    assert "NDArrayWrapper" in at_key(result, "P105", "shelve_helpers.run").message

@@ -118,8 +118,90 @@ def scan_zip(
         if mname.endswith("/"):
             continue
         if kind in ("pytorch-zip", "torchscript") and _STORAGE_RE.search(mname[len(root) :]):
-            continue  # raw tensor bytes: loaders copy them, never deserialize them
+            # raw tensor bytes: loaders copy them, never deserialize them; only a member whose
+            # first bytes are strongly something else is scanned (a second stage hides there)
+            found = _storage_content(f, start, length, info)
+            if found is None:
+                continue
+            ctx.anomaly(
+                "storage-member-not-tensor-data",
+                mloc,
+                f"tensor storage member `{mname}` holds {found}, not raw tensor bytes",
+            )
         _scan_zip_member(f, start, length, info, mloc, ctx, kind, root)
+
+
+STORAGE_HEAD = 4096
+# formats whose magic number (4+ bytes, or a checksum) raw tensor bytes match only by a
+# 2**-32 chance, and that can carry code or a further pickle
+_STRONG_MAGIC = frozenset({"7z", "xz", "lz4", "npy", "hdf5", "tar", "gguf"})
+_WRAPPERS = frozenset({"gzip", "bz2", "zlib", "lzma"})
+
+
+def _storage_content(f: BinaryIO, start: int, length: int, info: zipfile.ZipInfo) -> str | None:
+    """What a PyTorch storage member's first bytes strongly are, when they are not tensor
+    data: reads the local header and at most ``STORAGE_HEAD`` bytes of content, never the
+    tensor. None for anything raw tensor bytes can look like by chance (text, short magic
+    numbers, protocol 0/1 pickle look-alikes)."""
+    if not 0 <= info.header_offset <= length - _LOCAL.size:
+        return None
+    f.seek(start + info.header_offset)
+    raw = f.read(_LOCAL.size)
+    if len(raw) < _LOCAL.size or raw[:4] != b"PK\x03\x04":
+        return None
+    nlen, xlen = _LOCAL.unpack(raw)[-2:]
+    f.seek(start + info.header_offset + _LOCAL.size + nlen + xlen)
+    head = f.read(min(STORAGE_HEAD, info.compress_size))
+    if info.compress_type == 8:
+        try:
+            head = zlib.decompressobj(-15).decompress(head, STORAGE_HEAD)
+        except zlib.error:
+            return None
+    elif info.compress_type != 0:
+        return None
+    return _strong_format(head, 2)
+
+
+def _strong_format(head: bytes, depth: int) -> str | None:
+    from .pickles import sniff_pickle
+    from .sniff import sniff
+
+    fmt = sniff(head)
+    if fmt == "pickle":
+        strong = head[:1] == b"\x80" and sniff_pickle(head, strict=True)
+        return f"a pickle (protocol {head[1]})" if strong else None
+    if fmt == "zip":
+        if head.startswith(b"PK\x05\x06"):
+            return "an empty zip archive" if len(head) == 22 else None
+        if len(head) < _LOCAL.size:
+            return None
+        _s, ver, _fl, method, _t, _d, _c, _cs, _us, nlen, _x = _LOCAL.unpack_from(head)
+        sane = ver <= 63 and method in (0, 8, 12, 14, 93, 95) and 0 < nlen <= 1024
+        return "a zip archive" if sane else None
+    if fmt in _STRONG_MAGIC:
+        return f"{fmt} data"
+    if fmt in _WRAPPERS and depth > 0:
+        inner = _unwrap_head(head, fmt)
+        found = _strong_format(inner, depth - 1) if inner else None
+        return f"{fmt}-compressed {found}" if found else None
+    return None
+
+
+def _unwrap_head(head: bytes, fmt: str) -> bytes | None:
+    """The first decompressed bytes of a compressed head, or None if it does not decode."""
+    import bz2
+    import lzma
+
+    try:
+        if fmt == "gzip":
+            return zlib.decompressobj(16 + 15).decompress(head, STORAGE_HEAD)
+        if fmt == "zlib":
+            return zlib.decompressobj().decompress(head, STORAGE_HEAD)
+        if fmt == "bz2":
+            return bz2.BZ2Decompressor().decompress(head, STORAGE_HEAD)
+        return lzma.LZMADecompressor().decompress(head, STORAGE_HEAD)
+    except (zlib.error, OSError, ValueError, EOFError, lzma.LZMAError):
+        return None
 
 
 def _scan_zip_member(

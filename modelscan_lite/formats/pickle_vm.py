@@ -31,6 +31,7 @@ import warnings
 import zlib
 from typing import Any
 
+from ..allowlist import CallThrough, Identity, call_throughs
 from ..limits import Deadline, Limits
 from .streams import CHUNK, BudgetExceeded, Source
 
@@ -43,12 +44,19 @@ _unpack_from = struct.unpack_from
 
 
 class Global:
-    """An imported object: ``name`` is the fully dotted path ``module.attr[.attr...]``."""
+    """An imported object: ``name`` is the fully dotted path ``module.attr[.attr...]``;
+    ``module`` and ``qualname`` are the exact identity ``find_class`` receives; ``key`` is
+    the entry in :attr:`StreamResult.globals` that records its use."""
 
-    __slots__ = ("name",)
+    __slots__ = ("key", "module", "name", "qualname")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, module: str | None = None, qualname: str | None = None) -> None:
         self.name = name
+        if module is None or qualname is None:
+            module, _, qualname = name.rpartition(".")
+        self.module = module
+        self.qualname = qualname
+        self.key = name
 
     def __repr__(self) -> str:
         return self.name
@@ -71,7 +79,7 @@ class Call:
         self.state: Any = None
 
     def __repr__(self) -> str:
-        return f"{_short(self.func)}{_short(self.args)}"
+        return _short(self, 240)
 
 
 class Blob:
@@ -105,26 +113,38 @@ class Seq:
 
     Contents are only ever needed for call arguments and BUILD states, so a container that is
     nested inside another one drops its contents (``items`` becomes None): a pickle of
-    millions of small records then costs memory per record, not per value."""
+    millions of small records then costs memory per record, not per value. ``tree`` counts
+    the elements below it with shared references counted every time they occur (what
+    ``repr``, ``json.dumps``, ``==`` or ``hash`` visit); see :func:`_subtrees`."""
 
-    __slots__ = ("items", "kind", "total")
+    __slots__ = ("items", "kind", "total", "tree")
 
-    def __init__(self, kind: str, items: list[Any] | None = None) -> None:
+    def __init__(
+        self, kind: str, items: list[Any] | None = None, trees: Trees | None = None
+    ) -> None:
         self.kind = kind
         self.items: list[Any] | None = []
         self.total = 0
+        self.tree = 0
         if items:
-            self.extend(items)
+            self.extend(items, trees)
 
-    def extend(self, items: list[Any] | tuple[Any, ...]) -> None:
-        self.total += len(items)
-        if not _CONTAINERS.isdisjoint(map(type, items)):  # C-speed check, rare slow path
-            for v in items:
-                if type(v) in _CONTAINERS:
-                    v.drop()
+    def extend(self, items: list[Any] | tuple[Any, ...], trees: Trees | None = None) -> int:
+        """Add ``items``; returns the hashing work they cost (sets only, see ``_subtrees``)."""
+        n = len(items)
+        self.total += n
+        work = 0
+        if _HEAVY.isdisjoint(map(type, items)):  # C-speed check, rare slow path
+            self.tree += n
+        else:
+            sub, work = _subtrees(items, trees, self)
+            self.tree = min(self.tree + n + sub, TREE_CAP)
+            if self.kind == "list":
+                work = 0
         mine = self.items
         if mine is not None and len(mine) < CONTAINER_CAP:
             mine.extend(items[: CONTAINER_CAP - len(mine)])
+        return work
 
     def drop(self) -> None:
         self.items = None
@@ -139,24 +159,30 @@ class Dct:
     only BUILD states and dtype fields are ever read. ``parts`` is None once the dict was
     nested in another container (see :class:`Seq`)."""
 
-    __slots__ = ("_dict", "parts", "total")
+    __slots__ = ("_dict", "parts", "total", "tree")
 
     def __init__(self) -> None:
         self.parts: list[list[Any] | tuple[Any, ...]] | None = []
         self.total = 0
+        self.tree = 0
         self._dict: dict[Any, Any] | None = None
 
-    def set_many(self, flat: list[Any] | tuple[Any, ...]) -> None:
-        """Set ``flat[0]: flat[1], flat[2]: flat[3], ...``."""
+    def set_many(self, flat: list[Any] | tuple[Any, ...], trees: Trees | None = None) -> int:
+        """Set ``flat[0]: flat[1], flat[2]: flat[3], ...``; returns the hashing work of the
+        keys (see ``_subtrees``)."""
         self.total += len(flat) >> 1
-        if not _CONTAINERS.isdisjoint(map(type, flat)):  # C-speed check, rare slow path
-            for v in flat[1::2]:
-                if type(v) in _CONTAINERS:
-                    v.drop()
+        work = 0
+        if _HEAVY.isdisjoint(map(type, flat)):  # C-speed check, rare slow path
+            self.tree += len(flat)
+        else:
+            sub_v, _ = _subtrees(flat[1::2], trees, self)
+            sub_k, work = _subtrees(flat[0::2], trees, self)
+            self.tree = min(self.tree + len(flat) + sub_k + sub_v, TREE_CAP)
         parts = self.parts
         if parts is not None and len(parts) < CONTAINER_CAP:
             parts.append(flat)
             self._dict = None
+        return work
 
     def drop(self) -> None:
         self.parts = None
@@ -174,6 +200,8 @@ class Dct:
                 for k, v in zip(it, it, strict=False):
                     if len(out) >= CONTAINER_CAP:
                         break
+                    if type(k) is tuple:  # hashing a tuple DAG is exponential: never needed
+                        continue
                     with contextlib.suppress(TypeError):
                         out[k] = v
             self._dict = out
@@ -188,20 +216,121 @@ class Dct:
 
 
 _CONTAINERS = frozenset({Seq, Dct})
+_HEAVY = frozenset({Seq, Dct, tuple})  # items that can make a container's tree grow
+TREE_CAP = 1 << 62
+TUPLE_TREES = 4096  # heavy tuples remembered (the heaviest are kept)
+# id(tuple) -> (the tuple, its tree): tuples cannot carry a count, so the walker keeps the
+# ones whose tree is more than twice their length (only those can make a DAG grow)
+Trees = dict[int, tuple[tuple[Any, ...], int]]
+
+
+def _subtrees(items: Any, trees: Trees | None, owner: Any) -> tuple[int, int]:
+    """(elements below ``items``, hashing work of their tuples) and drop the contents of
+    nested containers (see :class:`Seq`). A container inside itself adds nothing: ``repr``
+    and ``==`` stop at a cycle. The hashing work counts tuples only: ``hash`` of a tuple
+    visits its whole tree on every call (not cached in CPython 3.11-3.13), lists and dicts
+    are unhashable, and a frozenset caches its hash."""
+    sub = 0
+    work = 0
+    for v in items:
+        t = type(v)
+        if t is Seq or t is Dct:
+            v.drop()
+            if v is not owner:
+                sub += v.tree
+        elif t is tuple:
+            w = _tuple_tree(v, trees)
+            sub += w
+            work += w
+    return min(sub, TREE_CAP), min(work, TREE_CAP)
+
+
+def _subtrees_of_tuple(t: tuple[Any, ...], trees: Trees) -> tuple[int, int]:
+    """Like :func:`_subtrees` for a tuple's items, which keep their contents (call
+    arguments are read)."""
+    sub = 0
+    for v in t:
+        tv = type(v)
+        if tv is Seq or tv is Dct:
+            sub += v.tree
+        elif tv is tuple:
+            sub += _tuple_tree(v, trees)
+    return min(sub, TREE_CAP), 0
+
+
+def _tuple_tree(t: tuple[Any, ...], trees: Trees | None) -> int:
+    if trees:
+        known = trees.get(id(t))
+        if known is not None and known[0] is t:
+            return known[1]
+    return len(t)
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters, built with a budget: a full ``repr`` of
+    a shared tuple or call DAG is exponential (see P301), so it is never computed."""
+    parts: list[str] = []
+    _bounded_repr(value, parts, [limit + 1])
+    text = "".join(parts)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _bounded_repr(value: Any, out: list[str], left: list[int]) -> None:
+    if left[0] <= 0:
+        return
+    t = type(value)
+    if t is tuple or t is list:
+        out.append("(" if t is tuple else "[")
+        left[0] -= 1
+        for i, v in enumerate(value):
+            if left[0] <= 0:
+                return
+            if i:
+                out.append(", ")
+                left[0] -= 2
+            _bounded_repr(v, out, left)
+        if t is tuple and len(value) == 1:
+            out.append(",")
+        out.append(")" if t is tuple else "]")
+        left[0] -= 1
+    elif t is Call:
+        _bounded_repr(value.func, out, left)
+        _bounded_repr(value.args, out, left)
+    else:
+        text = repr(value) if t is not str or len(value) <= 4 * KEEP_BYTES else repr(value[:4096])
+        text = text[: left[0] + 3]
+        out.append(text)
+        left[0] -= len(text)
+
+
 class GlobalUse:
-    """How one global name was used in a stream."""
+    """How one global name was used in a stream (``module``/``qualname``: its identity, for
+    imports; None for names reached through a resolver)."""
 
-    __slots__ = ("called", "count", "first_call", "name", "offset", "opcode", "spelled")
+    __slots__ = (
+        "called",
+        "count",
+        "first_call",
+        "module",
+        "name",
+        "offset",
+        "opcode",
+        "qualname",
+        "spelled",
+    )
 
-    def __init__(self, name: str, offset: int, opcode: str, spelled: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        offset: int,
+        opcode: str,
+        spelled: str,
+        module: str | None = None,
+        qualname: str | None = None,
+    ) -> None:
         self.name = name
+        self.module = module
+        self.qualname = qualname
         self.offset = offset
         self.opcode = opcode
         self.spelled = spelled
@@ -222,6 +351,7 @@ class StreamResult:
         "error_kind",
         "error_offset",
         "ext_codes",
+        "file_refs",
         "globals",
         "opcodes",
         "proto",
@@ -246,6 +376,8 @@ class StreamResult:
         self.ext_codes: dict[int, int] = {}
         self.anomalies: list[tuple[str, int, str]] = []
         self.embedded: list[tuple[int, int, str, bytes | None]] = []
+        # (offset, loader, file name) of files loading reads next to the pickle
+        self.file_refs: list[tuple[int, str, str]] = []
         self.tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
 
 
@@ -253,6 +385,8 @@ class Reader:
     """A forward window over a :class:`Source`: the walker indexes ``buf`` directly."""
 
     __slots__ = ("base", "buf", "pos", "src")
+
+    file_mode = False  # True for :class:`FileReader`
 
     def __init__(self, src: Source) -> None:
         self.src = src
@@ -331,6 +465,122 @@ class Reader:
             self.pos = len(self.buf)
             raise PickleError("pickle-truncated", f"{kind} of {n} bytes runs past the end")
         return Blob(kind, offset, n), self.buf, self.pos, len(self.buf), self.base
+
+
+MAX_FRAME_WINDOW = 64 << 20  # a FRAME larger than this is not modelled as a file-read window
+
+
+class FileReader(Reader):
+    """The reads of ``pickle.load(file)`` by the C unpickler on a file object without
+    ``peek`` (``io.BytesIO``: what ``torch.load`` runs on ``data.pkl``), or on a buffered file
+    whose buffer holds less than the frame (frames of 128 KiB or more, always).
+
+    ``Modules/_pickle.c`` (3.8-3.14): ``load_frame`` calls ``_Unpickler_Read(frame_len)``.
+    When the frame is not already in the input buffer, ``_Unpickler_ReadImpl`` ->
+    ``_Unpickler_ReadFromFile`` calls ``file.read(frame_len)`` and the result *becomes* the
+    input buffer (the *window*); ``next_read_idx`` is rewound to its start. Later reads:
+
+    - ``_Unpickler_Read(n)`` (an opcode byte, integer and length fields, str/unicode/long
+      payloads) that does not fit in what is left of the window calls ``file.read(n)``: the
+      rest of the window is **dropped** and the ``n`` bytes come from after the frame;
+    - ``_Unpickler_Readline`` (text arguments) with no newline left in the window calls
+      ``file.readline()``: the same drop;
+    - ``_Unpickler_ReadInto`` (bytes/bytearray payloads) copies what is left, then reads
+      the rest from the file: no drop;
+    - a ``FRAME`` whose length fits in what is left of the window is ignored; a longer one
+      drops the rest and reads the new window from after the old one.
+
+    ``pickle.loads(data)`` has one window, the whole input, so frames never matter there;
+    that is what :class:`Reader` models. Every drop is recorded in ``drops`` as
+    ``(offset, dropped bytes, what was read)``.
+    """
+
+    __slots__ = ("drops", "rest", "rest_at", "wend")
+
+    file_mode = True
+
+    def __init__(self, src: Source) -> None:
+        super().__init__(src)
+        self.wend = -1  # absolute end of the current window, -1 when there is none
+        self.rest = b""  # bytes already read from ``src`` after the window ...
+        self.rest_at = 0  # ... starting at this index of ``rest``
+        self.drops: list[tuple[int, int, str]] = []
+
+    def _close(self, pos: int, what: str | None) -> int:
+        """End the window at ``pos``: drop what is left of it (when ``what`` says which read
+        did), or, for ``what=None``, keep it in front of the bytes that follow (ReadInto)."""
+        left = len(self.buf) - pos
+        if left and what is not None:
+            self.drops.append((self.base + pos, left, what))
+            left = 0
+        if left:  # continue through the window's end
+            self.buf = self.buf[pos:] + self.rest[self.rest_at :]
+            self.pos = 0
+            self.base = self.wend - left
+        else:  # go on with the bytes after the window
+            self.buf, self.pos = self.rest, self.rest_at
+            self.base = self.wend - self.rest_at
+        self.rest, self.rest_at, self.wend = b"", 0, -1
+        return self.pos
+
+    def frame(self, pos: int, flen: int) -> tuple[bytes, int, int, int]:
+        """A FRAME of ``flen`` bytes whose argument ends at ``pos``; returns the walker's
+        buffer locals."""
+        at = self.base + pos
+        if flen == 0 or (self.wend >= 0 and at + flen <= self.wend):
+            self.pos = pos
+        else:
+            if self.wend >= 0:
+                pos = self._close(pos, f"a FRAME of {flen} bytes")
+            if flen > MAX_FRAME_WINDOW:
+                raise PickleError(
+                    "pickle-frame-straddle", f"a FRAME of {flen} bytes is too large to model"
+                )
+            have = len(self.buf) - pos
+            if flen <= have:
+                window = self.buf[pos : pos + flen]
+                self.rest, self.rest_at = self.buf, pos + flen
+            else:
+                window = self.buf[pos:] + self.src.read(flen - have)
+                if len(window) < flen:
+                    self.pos = len(self.buf)
+                    raise PickleError(
+                        "pickle-truncated", f"a FRAME of {flen} bytes runs past the end"
+                    )
+                self.rest, self.rest_at = b"", 0
+            self.base += pos
+            self.buf, self.pos, self.wend = window, 0, self.base + flen
+        return self.buf, self.pos, len(self.buf), self.base
+
+    def need(
+        self, pos: int, k: int, what: str = "stream ends inside an opcode argument"
+    ) -> tuple[bytes, int, int, int]:
+        if self.wend >= 0:
+            pos = self._close(pos, f"a read of {k} bytes")
+        return super().need(pos, k, what)
+
+    def readline(self, pos: int) -> tuple[bytes, bytes, int, int, int]:
+        if self.wend >= 0 and self.buf.find(b"\n", pos) < 0:
+            pos = self._close(pos, "a text argument")
+        return super().readline(pos)
+
+    def take(
+        self, pos: int, n: int, kind: str, start: int
+    ) -> tuple[bytes | Blob, bytes, int, int, int]:
+        if self.wend >= 0 and pos + n > len(self.buf):
+            into = kind in ("bytes", "bytearray")
+            pos = self._close(pos, None if into else f"a {kind} of {n} bytes")
+        return super().take(pos, n, kind, start)
+
+    def fill(self, need: int) -> bool:
+        if self.wend >= 0 and len(self.buf) - self.pos < need:
+            self._close(self.pos, None)
+        return super().fill(need)
+
+    def skip(self, n: int) -> bool:
+        if self.wend >= 0 and len(self.buf) - self.pos < n:
+            self._close(self.pos, None)
+        return super().skip(n)
 
 
 class Memo:
@@ -442,6 +692,16 @@ NESTED_LOADERS = frozenset(
 )
 
 
+_CALL_THROUGHS: list[dict[Identity, CallThrough]] = []
+
+
+def _call_through_table() -> dict[Identity, CallThrough]:
+    """The shipped call-through table (``rules/allowlist/call-through.json``), read once."""
+    if not _CALL_THROUGHS:
+        _CALL_THROUGHS.append(call_throughs())
+    return _CALL_THROUGHS[0]
+
+
 def ref_of(value: Any) -> str | None:
     """The dotted name of what ``value`` is, if the machine can tell."""
     t = type(value)
@@ -452,14 +712,14 @@ def ref_of(value: Any) -> str | None:
     return None
 
 
-def normalise_global(module: str, name: str) -> str:
-    """The dotted name ``find_class(module, name)`` resolves to, with Python 2 names mapped."""
+def normalise_global(module: str, name: str) -> tuple[str, str]:
+    """The identity ``find_class(module, name)`` resolves, with Python 2 names mapped."""
     key = (module, name)
     if key in _compat_pickle.NAME_MAPPING:
         module, name = _compat_pickle.NAME_MAPPING[key]
     elif module in _compat_pickle.IMPORT_MAPPING:
         module = _compat_pickle.IMPORT_MAPPING[module]
-    return f"{module}.{name}" if module else name
+    return module, name
 
 
 def dtype_itemsize(dtype: Any) -> tuple[int, bool] | None:
@@ -595,30 +855,48 @@ class PickleWalker:
         self.deadline = deadline
         self.budget = opcode_budget  # shared across stacked streams: [remaining]
         self.res = StreamResult(start=reader.tell())
+        self.trees: Trees = {}  # heavy tuples (see _subtrees)
+        self.hashed = 0  # hashing work of tuple keys and set items so far
+        self.expanded = False
 
     # -- facts -------------------------------------------------------------------------
     def _anomaly(self, kind: str, offset: int, message: str) -> None:
         if len(self.res.anomalies) < 100:
             self.res.anomalies.append((kind, offset, message))
 
-    def _use(self, name: str, offset: int, opcode: str, spelled: str) -> Global:
-        g = self.res.globals.get(name)
+    def _use(self, module: str, qualname: str, offset: int, opcode: str, spelled: str) -> Global:
+        name = f"{module}.{qualname}" if module else qualname
+        glob = Global(name, module, qualname)
+        uses = self.res.globals
+        g = uses.get(name)
+        if g is not None and (g.module, g.qualname) != (module, qualname):
+            # the same dotted name walked from another module: a different identity
+            glob.key = f"{module}:{qualname}"
+            g = uses.get(glob.key)
         if g is None:
-            g = self.res.globals[name] = GlobalUse(name, offset, opcode, spelled)
+            g = uses[glob.key] = GlobalUse(name, offset, opcode, spelled, module, qualname)
         g.count += 1
-        return Global(name)
+        return glob
 
     def _called(self, func: Any, args: Any, offset: int, opcode: str) -> Call:
         callee, produced = _resolve_call(func, args)
         call = Call(func, args, produced)
         if callee is None:
+            if type(func) is Call:
+                self._anomaly(
+                    "pickle-call-of-object",
+                    offset,
+                    f"{opcode} calls the object built by `{_short(func, 80)}`, "
+                    "whose code cannot be checked",
+                )
             return call
-        target = self.res.globals.get(callee) if type(func) is Global else None
+        target = self.res.globals.get(func.key) if type(func) is Global else None
         if target is None:
-            target = self.res.derived_calls.get(callee)
-            if target is None:
-                target = self.res.derived_calls[callee] = GlobalUse(callee, offset, opcode, callee)
-            target.count += 1
+            derived = self.res.derived_calls.get(callee)
+            if derived is None:
+                derived = self.res.derived_calls[callee] = GlobalUse(callee, offset, opcode, callee)
+            derived.count += 1
+            target = derived
         target.called += 1
         if target.first_call is None:
             shown = args if type(args) is tuple else (args,)
@@ -629,7 +907,129 @@ class PickleWalker:
                 self.res.embedded.append((blob.offset, blob.length, callee, None))
             elif isinstance(blob, bytes):
                 self.res.embedded.append((offset, len(blob), callee, blob))
+        if type(func) is Global:
+            through = _call_through_table().get((func.module, func.qualname))
+            if through is not None:
+                self._check_call_through(through, call, offset, opcode)
         return call
+
+    def _check_call_through(self, through: CallThrough, call: Call, offset: int, op: str) -> None:
+        """An allowed callable that uses an argument: a function or class it calls becomes a
+        called global (judged by the allowlist like any other), a payload it deserializes
+        must be literal bytes (scanned as embedded), a name it resolves becomes an import.
+        What cannot be checked is an anomaly."""
+        args = call.args if type(call.args) is tuple else ()
+        callee = f"{through.identity[0]}.{through.identity[1]}"
+        for where, use in through.args.items():
+            if not isinstance(where, int) or where >= len(args):
+                continue
+            value = args[where]
+            tv = type(value)
+            if use in ("calls", "class"):
+                if tv is Global:
+                    used = self.res.globals.get(value.key) or self.res.globals.setdefault(
+                        value.key,
+                        GlobalUse(value.name, offset, op, value.name, value.module, value.qualname),
+                    )
+                    used.called += 1
+                    if used.first_call is None:
+                        used.first_call = f"{callee}(..., {value.name}, ...)"
+                elif tv is Call and value.ref is not None:
+                    name = value.ref
+                    derived = self.res.derived_calls.setdefault(
+                        name, GlobalUse(name, offset, op, name)
+                    )
+                    derived.count += 1
+                    derived.called += 1
+                    derived.first_call = derived.first_call or f"{callee}(... {name} ...)"
+                elif tv is Opaque:
+                    self._unchecked(callee, where, value, offset)
+            elif use == "payload":
+                if tv is not Blob and not isinstance(value, bytes):
+                    self._unchecked(callee, where, value, offset)
+            elif use == "resolves-module":
+                name_at = next((k for k, u in through.args.items() if u == "resolves-name"), None)
+                qual = args[name_at] if isinstance(name_at, int) and name_at < len(args) else None
+                if isinstance(value, str) and isinstance(qual, str):
+                    found = self._use(value, qual, offset, op, f"{value} {qual} via {callee}")
+                    call.ref = found.name
+                else:
+                    self._unchecked(callee, where, value, offset)
+
+    def _check_state(self, cls: Global, state: Dct, offset: int) -> None:
+        """``BUILD`` on an instance of an allowed class whose loading reads its state: a class
+        named there is instantiated, a file named there is read next to the pickle."""
+        through = _call_through_table().get((cls.module, cls.qualname))
+        if through is None or not through.state:
+            return
+        callee = f"{cls.module}.{cls.qualname}"
+        for key, use in through.state.items():
+            value = state.get(key)
+            if value is None:
+                continue
+            if use == "class" and type(value) is Global:
+                used = self.res.globals.get(value.key)
+                if used is not None:
+                    used.called += 1
+                    used.first_call = used.first_call or f"{callee} state {key}={value.name}"
+            elif use == "sibling-file":
+                if not isinstance(value, str):
+                    self._unchecked(callee, key, value, offset)
+                else:
+                    self.res.file_refs.append((offset, callee, value))
+
+    def _unchecked(self, callee: str, where: int | str, value: Any, offset: int) -> None:
+        self._anomaly(
+            "pickle-unchecked-call-through",
+            offset,
+            f"`{callee}` uses its {'argument' if isinstance(where, int) else 'state'} {where} "
+            f"({_short(value, 80)}), which cannot be checked",
+        )
+
+    # -- expansion (P301) --------------------------------------------------------------------
+    def _note_tuple(self, t: tuple[Any, ...], ops: int, offset: int) -> None:
+        """Remember a tuple whose tree is more than twice its length (only those can make a
+        DAG grow: a level that is not remembered counts as its length, at most half its
+        tree); when too many are remembered, keep the heaviest half."""
+        sub, _ = _subtrees_of_tuple(t, self.trees)
+        tree = min(len(t) + sub, TREE_CAP)
+        if tree <= 2 * len(t):
+            return
+        trees = self.trees
+        trees[id(t)] = (t, tree)
+        if len(trees) > TUPLE_TREES:
+            keep = sorted(trees.items(), key=lambda kv: kv[1][1])[TUPLE_TREES // 2 :]
+            trees.clear()
+            trees.update(keep)
+        if tree > self.limits.max_expansion:
+            self._grew(tree, 0, ops, offset)
+
+    def _grew(self, tree: int, work: int, ops: int, offset: int) -> int:
+        """A container reached ``tree`` elements (shared references counted each time), or
+        hashing at load cost ``work`` more. Past the budget, and past 16 elements per
+        opcode walked (a benign pickle writes every element it holds), that is an expansion
+        pickle; returns the size the loop checks next."""
+        if self.expanded:
+            return TREE_CAP
+        self.hashed = min(self.hashed + work, TREE_CAP)
+        budget = max(self.limits.max_expansion, 16 * ops)
+        if self.hashed > budget:
+            self.expanded = True
+            self._anomaly(
+                "pickle-expansion",
+                offset,
+                f"loading hashes tuples with {self.hashed:,} elements in all (shared "
+                f"references counted each time) after {ops:,} opcodes: the load hangs",
+            )
+        elif tree > budget:
+            self.expanded = True
+            self._anomaly(
+                "pickle-expansion",
+                offset,
+                f"a container expands to {tree:,} elements (shared references counted each "
+                f"time) from {ops:,} opcodes: repr, json.dumps, == or hash visit them all",
+            )
+        return TREE_CAP if self.expanded else budget
 
     # -- the machine ---------------------------------------------------------------------
     def run(self) -> StreamResult:
@@ -664,6 +1064,9 @@ class PickleWalker:
         push = stack.append
         max_stack = limits.max_stack
         max_memo = limits.max_memo
+        trees = self.trees
+        heavy = _HEAVY
+        exp_limit = limits.max_expansion  # cheap first check; _grew decides
         no_frame = 1 << 62
         frame_end = no_frame  # absolute offset where the current frame ends
         start = r.tell()
@@ -734,7 +1137,11 @@ class PickleWalker:
                     target = stack[-1]
                     if op == 0x75:
                         if type(target) is Dct:
-                            target.set_many(items)
+                            work = target.set_many(items, trees)
+                            if work or target.tree > exp_limit:
+                                exp_limit = self._grew(
+                                    target.tree, work, ops, base + pos - 1 - start
+                                )
                         # state dicts: name -> rebuild call (a plain dict or an OrderedDict)
                         if (
                             len(items) > 1
@@ -743,14 +1150,17 @@ class PickleWalker:
                         ):
                             self._record_tensors(items)
                     elif type(target) is Seq:
-                        target.extend(items)
+                        work = target.extend(items, trees)
+                        if work or target.tree > exp_limit:
+                            exp_limit = self._grew(target.tree, work, ops, base + pos - 1 - start)
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     if pos >= blen:
                         buf, pos, blen, base = r.need(pos, 1)
                         limit = 0
                     n = buf[pos] + 1
-                    if pos + n > blen:
-                        buf, pos, blen, base = r.need(pos, n)
+                    if pos + n > blen:  # the length byte is read, then the text (FileReader)
+                        buf, pos, blen, base = r.need(pos + 1, n - 1)
+                        pos -= 1  # may be -1: only pos + 1 and pos + n are used
                         limit = 0
                     try:
                         push(buf[pos + 1 : pos + n].decode("utf-8", "surrogatepass"))
@@ -795,20 +1205,32 @@ class PickleWalker:
                 elif op == 0x85:  # TUPLE1
                     if not stack:
                         raise PickleError("pickle-stack-underflow", "TUPLE1 on an empty stack")
-                    stack[-1] = (stack[-1],)
+                    a1 = stack[-1]
+                    stack[-1] = t1 = (a1,)
+                    if type(a1) in heavy:
+                        self._note_tuple(t1, ops, base + pos - 1 - start)
                 elif op == 0x86:  # TUPLE2
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "TUPLE2 needs two items")
                     b2 = stack.pop()
-                    stack[-1] = (stack[-1], b2)
+                    a2 = stack[-1]
+                    stack[-1] = t2 = (a2, b2)
+                    if type(a2) in heavy or type(b2) in heavy:
+                        self._note_tuple(t2, ops, base + pos - 1 - start)
                 elif op == 0x87:  # TUPLE3
                     if len(stack) < 3:
                         raise PickleError("pickle-stack-underflow", "TUPLE3 needs three items")
                     c3 = stack.pop()
                     b3 = stack.pop()
-                    stack[-1] = (stack[-1], b3, c3)
+                    a3 = stack[-1]
+                    stack[-1] = t3 = (a3, b3, c3)
+                    if type(a3) in heavy or type(b3) in heavy or type(c3) in heavy:
+                        self._note_tuple(t3, ops, base + pos - 1 - start)
                 elif op == 0x74:  # TUPLE
-                    push(tuple(_pop_mark(stack, marks)))
+                    tn = tuple(_pop_mark(stack, marks))
+                    push(tn)
+                    if not heavy.isdisjoint(map(type, tn)):
+                        self._note_tuple(tn, ops, base + pos - 1 - start)
                 elif op == 0x73:  # SETITEM
                     if len(stack) < 3:
                         raise PickleError("pickle-stack-underflow", "SETITEM needs three items")
@@ -816,7 +1238,9 @@ class PickleWalker:
                     k = stack.pop()
                     target = stack[-1]
                     if type(target) is Dct:
-                        target.set_many((k, v))
+                        work = target.set_many((k, v), trees)
+                        if work or target.tree > exp_limit:
+                            exp_limit = self._grew(target.tree, work, ops, base + pos - 1 - start)
                     if type(v) is Call and (type(target) is Dct or type(target) is Call):
                         self._record_tensors((k, v))
                 elif op == 0x61:  # APPEND
@@ -825,7 +1249,9 @@ class PickleWalker:
                     v = stack.pop()
                     target = stack[-1]
                     if type(target) is Seq:
-                        target.extend((v,))
+                        work = target.extend((v,), trees)
+                        if work or target.tree > exp_limit:
+                            exp_limit = self._grew(target.tree, work, ops, base + pos - 1 - start)
                 elif op == 0x4E:  # NONE
                     push(None)
                 elif op == 0x88:  # NEWTRUE
@@ -845,6 +1271,8 @@ class PickleWalker:
                     tobj = type(obj)
                     if tobj is Call:
                         obj.state = state
+                        if type(obj.func) is Global and type(state) is Dct:
+                            self._check_state(obj.func, state, base + pos - 1 - start)
                         if ref_of(obj.func) == "joblib.numpy_pickle.NumpyArrayWrapper":
                             # joblib writes the buffer after closing the frame, outside frames
                             if frame_end != no_frame:
@@ -872,8 +1300,8 @@ class PickleWalker:
                     module = stack.pop()
                     here = base + pos - 1 - start
                     if type(module) is str and type(name) is str:
-                        full = normalise_global(module, name)
-                        push(self._use(full, here, "STACK_GLOBAL", f"{module} {name}"))
+                        mod, qual = normalise_global(module, name)
+                        push(self._use(mod, qual, here, "STACK_GLOBAL", f"{module} {name}"))
                     elif isinstance(module, (str, Call, Opaque, Blob)) and isinstance(
                         name, (str, Call, Opaque, Blob)
                     ):
@@ -893,9 +1321,9 @@ class PickleWalker:
                     limit = 0
                     module = _text(module_b, "utf-8")
                     name = _text(name_b, "utf-8")
-                    full = normalise_global(module, name)
+                    mod, qual = normalise_global(module, name)
                     opname = "GLOBAL" if op == 0x63 else "INST"
-                    g = self._use(full, here, opname, f"{module} {name}")
+                    g = self._use(mod, qual, here, opname, f"{module} {name}")
                     if op == 0x63:
                         push(g)
                     else:
@@ -919,6 +1347,10 @@ class PickleWalker:
                         limit = 0
                     flen = _unpack_from("<Q", buf, pos)[0]
                     pos += 8
+                    if r.file_mode:  # pickle.load(file): the frame becomes the read window
+                        buf, pos, blen, base = r.frame(pos, flen)  # type: ignore[attr-defined]
+                        limit = 0
+                        continue
                     if frame_end != no_frame and base + pos - 9 < frame_end:
                         self._anomaly(
                             "pickle-frame-straddle",
@@ -1006,15 +1438,24 @@ class PickleWalker:
                         else Opaque("int")
                     )
                 elif op == 0x6C:  # LIST
-                    push(Seq("list", _pop_mark(stack, marks)))
+                    sq = Seq("list", _pop_mark(stack, marks), trees)
+                    push(sq)
+                    if sq.tree > exp_limit:
+                        exp_limit = self._grew(sq.tree, 0, ops, base + pos - 1 - start)
                 elif op == 0x64:  # DICT
                     d = Dct()
-                    d.set_many(_pop_mark(stack, marks))
+                    work = d.set_many(_pop_mark(stack, marks), trees)
                     push(d)
+                    if work or d.tree > exp_limit:
+                        exp_limit = self._grew(d.tree, work, ops, base + pos - 1 - start)
                 elif op == 0x8F:  # EMPTY_SET
                     push(Seq("set"))
                 elif op == 0x91:  # FROZENSET
-                    push(Seq("frozenset", _pop_mark(stack, marks)))
+                    sq = Seq("frozenset")
+                    work = sq.extend(_pop_mark(stack, marks), trees)
+                    push(sq)
+                    if work or sq.tree > exp_limit:
+                        exp_limit = self._grew(sq.tree, work, ops, base + pos - 1 - start)
                 elif op == 0x6F:  # OBJ
                     items = _pop_mark(stack, marks)
                     if not items:
@@ -1220,3 +1661,53 @@ def walk_stream(
     finally:
         if paused:
             gc.enable()
+
+
+class RereadSource:
+    """A forward :class:`Source` over ``src.reread`` from ``start``: walks a stream a second
+    time without disturbing the first reader. A source that cannot re-read raises OSError,
+    which the walk reports as an error."""
+
+    __slots__ = ("_pos", "_src", "_start")
+
+    def __init__(self, src: Source, start: int) -> None:
+        self._src = src
+        self._start = start
+        self._pos = 0
+
+    def read(self, n: int) -> bytes:
+        data = self._src.reread(self._start + self._pos, self._start + self._pos + n)
+        if data is None:
+            raise OSError("the stream cannot be read a second time")
+        self._pos += len(data)
+        return data
+
+    def skip(self, n: int) -> int:
+        size = getattr(self._src, "size", None)
+        step = n if not isinstance(size, int) else max(0, min(n, size - self._start - self._pos))
+        self._pos += step
+        return step
+
+    def tell(self) -> int:
+        return self._pos
+
+    def reread(self, start: int, end: int) -> bytes | None:
+        return self._src.reread(self._start + start, self._start + end)
+
+
+def walk_file_path(
+    src: Source, res: StreamResult, limits: Limits, deadline: Deadline
+) -> tuple[StreamResult, list[tuple[int, int, str]]] | None:
+    """Walk ``res``'s stream again as ``pickle.load(file)`` reads it (:class:`FileReader`),
+    when the first walk saw a frame violation (only then can the two differ). Returns the
+    second result (offsets relative to the stream, like ``res``) and the frame bytes that
+    reading drops, or None when there was nothing to compare."""
+    if not any(kind == "pickle-frame-straddle" for kind, _, _ in res.anomalies):
+        return None
+    reader = FileReader(RereadSource(src, res.start))
+    fres = walk_stream(reader, limits, deadline, [limits.max_opcodes])
+    fres.start = res.start
+    fres.end += res.start
+    if fres.error_offset is not None:
+        fres.error_offset += res.start
+    return fres, reader.drops

@@ -12,11 +12,12 @@ alone. Evidence is fickling's decompilation of the stream, built only when a fin
 from __future__ import annotations
 
 import ast
+from dataclasses import replace
 
 from ..limits import Deadline, Limits
-from ..model import Location
+from ..model import Fact, Location
 from .base import Context
-from .pickle_vm import LEGACY_TORCH_MAGIC, Reader, StreamResult, walk_stream
+from .pickle_vm import LEGACY_TORCH_MAGIC, Reader, StreamResult, walk_file_path, walk_stream
 from .streams import BytesSource, Source
 
 # Opcodes that can start a pickle without PROTO: anything pushing a value or a mark.
@@ -63,6 +64,7 @@ def scan_pickle(src: Source, where: Location, ctx: Context, *, kind: str = "pick
         res = walk_stream(reader, ctx.limits, ctx.deadline, budget)
         streams += 1
         emit_stream(res, src, where, ctx, streams)
+        emit_file_path(res, src, where, ctx, streams)
         if res.error:
             return
         if streams == 1 and kind == "pickle" and res.top == LEGACY_TORCH_MAGIC:
@@ -77,6 +79,16 @@ def scan_pickle(src: Source, where: Location, ctx: Context, *, kind: str = "pick
         if legacy:
             continue
         if not sniff_pickle(head):
+            # Writers that append a newline leave whitespace after STOP; no whitespace byte
+            # is a pickle opcode, so a loader reading on fails rather than runs anything.
+            # Anything else, or whitespace past the window, is still reported.
+            tail = reader.buf[reader.pos :]
+            if (
+                len(tail) <= 4096  # the sniff window
+                and not tail.strip(b" \t\r\n\x0b\x0c")
+                and not reader.fill(len(tail) + 1)
+            ):
+                return
             what = _describe(head)
             ctx.anomaly(
                 "pickle-trailing-data",
@@ -113,24 +125,34 @@ def _describe(head: bytes) -> str:
 
 def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n: int) -> None:
     stream = f"{n}@{res.start}"
+    facts = [
+        Fact(
+            kind,
+            use.name,
+            where.at(res.start + use.offset, use.name),
+            tuple(
+                (k, str(v))
+                for k, v in (
+                    ("module", use.module),
+                    ("qualname", use.qualname),
+                    ("opcode", use.opcode),
+                    ("spelled", use.spelled),
+                    ("count", use.count),
+                    ("called", use.called),
+                    ("call", use.first_call),
+                    ("stream", stream),
+                )
+                if v is not None
+            ),
+        )
+        for kind, uses in (("pickle.global", res.globals), ("pickle.call", res.derived_calls))
+        for use in uses.values()
+    ]
     evidence = None
-    names = list(res.globals) + list(res.derived_calls)
-    if names and ctx.wants_evidence(names):
+    if facts and ctx.wants_evidence(facts):
         evidence = decompile(src, res)
-    for kind, uses in (("pickle.global", res.globals), ("pickle.call", res.derived_calls)):
-        for use in uses.values():
-            ctx.emit(
-                kind,
-                use.name,
-                where.at(res.start + use.offset, use.name),
-                evidence,
-                opcode=use.opcode,
-                spelled=use.spelled,
-                count=use.count,
-                called=use.called,
-                call=use.first_call,
-                stream=stream,
-            )
+        facts = [replace(f, evidence=evidence) for f in facts]
+    ctx.facts.extend(facts)
     for code, count in res.ext_codes.items():
         ctx.emit(
             "pickle.extension", str(code), where.at(res.start), evidence, count=count, stream=stream
@@ -148,6 +170,22 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
                 f"{res.error}; the unpickler runs everything before this point",
                 evidence,
             )
+    for offset, loader, name in res.file_refs:
+        here = where.at(res.start + offset, name)
+        parts = name.replace("\\", "/").split("/")
+        if name.startswith(("/", "\\")) or ".." in parts or "\0" in name or ":" in parts[0]:
+            ctx.anomaly(
+                "pickle-file-reference-escape",
+                here,
+                f"`{loader}` makes loading read `{name}`, outside the pickle's folder",
+            )
+        else:
+            ctx.anomaly(
+                "pickle-sibling-file",
+                here,
+                f"`{loader}` makes loading read `{name}` from the pickle's folder "
+                "(numpy.load with allow_pickle=True): scan that file too",
+            )
     for offset, length, loader, literal in res.embedded:
         data = literal
         if data is None and length <= ctx.limits.max_member_read:
@@ -162,6 +200,58 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
         from .dispatch import dispatch_bytes
 
         dispatch_bytes(data, where.child(f"<bytes for {loader} @{res.start + offset}>"), ctx)
+
+
+def emit_file_path(res: StreamResult, src: Source, where: Location, ctx: Context, n: int) -> None:
+    """A stream with a frame violation, walked again as ``pickle.load(file)`` reads it
+    (:func:`.pickle_vm.walk_file_path`): when that reading drops frame bytes, the divergence
+    is a ``pickle-file-read-divergence`` anomaly and what only that reading imports, calls or
+    deserializes is emitted like any other stream's facts."""
+    walked = walk_file_path(src, res, ctx.limits, ctx.deadline)
+    if walked is None:
+        return
+    fres, drops = walked
+    if not drops:
+        return  # the same opcodes either way (bytes payloads read through the frame's end)
+    offset, dropped, what = drops[0]
+    seen = {**res.globals, **res.derived_calls}
+    new = 0
+    for uses in (fres.globals, fres.derived_calls):
+        for key, use in list(uses.items()):
+            before = seen.get(key)
+            if before is not None and before.called >= use.called:
+                del uses[key]
+            else:
+                new += 1
+    fres.ext_codes = {c: k for c, k in fres.ext_codes.items() if c not in res.ext_codes}
+    known = {(o, ln) for o, ln, _, _ in res.embedded}
+    fres.embedded = [e for e in fres.embedded if (e[0], e[1]) not in known]
+    outcome = (
+        f"then fails ({fres.error})"
+        if fres.error
+        else f"and returns {_short_value(fres.top)}"
+        if fres.stopped
+        else "and stops"
+    )
+    fres.anomalies = [
+        (
+            "pickle-file-read-divergence",
+            offset,
+            f"pickle.load(file) reads this stream differently from pickle.loads: {what} does "
+            f"not fit in the {dropped} bytes left of a FRAME, so a file read drops them and "
+            f"goes on after the frame ({len(drops)} such drop(s)); it runs {fres.opcodes} "
+            f"opcodes with {new} import(s) or call(s) pickle.loads does not make, {outcome}",
+        )
+    ]
+    fres.error = None
+    fres.end = fres.start  # evidence: the calls this reading makes, not a decompilation
+    emit_stream(fres, src, where, ctx, n)
+
+
+def _short_value(value: object) -> str:
+    from .pickle_vm import _short
+
+    return f"`{_short(value, 60)}`"
 
 
 def decompile(src: Source, res: StreamResult) -> str | None:
