@@ -258,7 +258,9 @@ def test_compressed_wrappers_are_opened_by_content(tmp_path: Path, codec: str) -
 def test_extension_lies(tmp_path: Path, name: str) -> None:
     result = scan_bytes(tmp_path, payload_system(), name)
     find(result, "P101")
-    if "." in name:
+    if name.endswith(".model"):  # ambiguous: gensim pickles are named so too
+        assert "A203" not in {f.rule for f in result.findings}
+    elif "." in name:
         find(result, "A203")
 
 

@@ -254,3 +254,67 @@ def test_repo_analysis_never_raises_on_hostile_json(
         ctx = _ctx()
         analyze_repo(d, ctx)
         assert all(f.kind.startswith(("repo.", "template.", "dependency.")) for f in ctx.facts)
+
+
+def _data_seeds() -> list[tuple[bytes, str]]:
+    """Small valid files of the data formats (built per their specs), with the names a
+    loader would give them."""
+    import struct
+    import zlib
+
+    piece = b"\x0a\x0e\x0a\x05<unk>\x15\x00\x00\x00\x00\x18\x02"
+    word = b"\x0a\x0c\x0a\x03the\x15\x00\x00\x80\xbf\x18\x01"
+    charsmap = struct.pack("<II", 1024, 1 << 10) + b"\0" * 1020 + b"ab\0"
+
+    def ln(n: int) -> bytes:  # a two-byte varint
+        return bytes([n & 0x7F | 0x80, n >> 7])
+
+    normalizer = b"\x0a\x04nfkc\x12" + ln(len(charsmap)) + charsmap
+    spm = piece + word * 3 + b"\x12\x02\x20\x05" + b"\x1a" + ln(len(normalizer)) + normalizer
+    ft = struct.pack("<ii", 793712314, 12) + struct.pack(
+        "<12id", 2, 5, 5, 1, 5, 1, 2, 1, 1, 3, 6, 100, 1e-4
+    )
+    ft += struct.pack("<iiiqq", 1, 1, 0, 9, -1) + b"hi\0" + struct.pack("<qb", 3, 0)
+    ft += (
+        b"\0" + struct.pack("<qq", 2, 2) + b"\0" * 16 + b"\0" + struct.pack("<qq", 1, 2) + b"\0" * 8
+    )
+    w2v = b"2 2\nab " + struct.pack("<2f", 0.5, -0.5) + b"cd " + struct.pack("<2f", 1.0, 2.0)
+    benign = b"(dp0\nS'a'\np1\nI1\ns."
+    zf = b"ZF" + hex(len(benign)).encode().ljust(19) + zlib.compress(benign)
+    return [
+        (spm, "tokenizer.model"),
+        (charsmap, "nfkc.bin"),
+        (ft, "cc.bin"),
+        (w2v, "vectors.bin"),
+        (b"2 2\nab 0.5 -0.5\ncd 1 2\n", "vectors.bin"),
+        (zf, "m.pkl"),
+    ]
+
+
+DATA_SEEDS = _data_seeds()
+
+
+@FUZZ
+@given(
+    st.sampled_from(range(len(DATA_SEEDS))).flatmap(
+        lambda i: st.tuples(
+            st.one_of(
+                _mutations(DATA_SEEDS[i][0]),
+                st.integers(0, len(DATA_SEEDS[i][0])).map(lambda n, i=i: DATA_SEEDS[i][0][:n]),
+            ),
+            st.just(DATA_SEEDS[i][1]),
+        )
+    )
+)
+def test_data_format_parsers_never_raise(case: tuple[bytes, str]) -> None:
+    data, name = case
+    ctx = _ctx()
+    dispatch_bytes(data, Location("fuzz"), ctx, name)
+    assert all(f.kind for f in ctx.facts)
+
+
+def test_data_seeds_are_valid() -> None:
+    for data, name in DATA_SEEDS:
+        ctx = _ctx()
+        dispatch_bytes(data, Location("seed"), ctx, name)
+        assert not [f for f in ctx.facts if f.kind in ("anomaly", "format.unknown")], name

@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 import zlib
+from collections.abc import Callable
 from typing import BinaryIO
 
 from ..model import Location
@@ -54,7 +55,6 @@ SAFE_EXTENSIONS = frozenset(
         ".tflite",
         ".pb",
         ".msgpack",
-        ".model",
         ".vocab",
         ".jinja",
         ".wav",
@@ -102,6 +102,9 @@ MODEL_EXTENSIONS = frozenset(
         ".llamafile",
     }
 )
+# Names several formats share: SentencePiece, gensim (a pickle), fastText, LightGBM (text)
+# and xgboost all write `.model`. No content is a lie there; a pickle is still scanned as one.
+AMBIGUOUS_EXTENSIONS = frozenset({".model"})
 NOT_YET_ANALYSED = frozenset({"hdf5", "tflite"})
 PICKLE_LIKE = frozenset({"pickle"})
 
@@ -134,7 +137,8 @@ def dispatch_file(
     """Sniff and parse ``length`` bytes of ``f`` at ``start``; returns the detected format."""
     f.seek(start)
     head = f.read(min(HEAD, length))
-    fmt = _sniff_head(head)
+
+    head, fmt = _decide(head, None, len(head) >= length, FileSlice(f, start, length))
     _note_format(fmt, where, ctx, name)
     if fmt == "zip":
         from .archives import scan_zip
@@ -186,7 +190,14 @@ def dispatch_stream(
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
         return "unknown"
-    fmt = _sniff_head(head)
+    try:
+        head, fmt = _decide(head, src.read, len(head) < HEAD)
+    except BudgetExceeded as exc:
+        ctx.anomaly(exc.what, where, exc.detail)
+        return "unknown"
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
+        return "unknown"
     if fmt in RANDOM_ACCESS:
         limit = ctx.limits.max_member_read
         try:
@@ -217,6 +228,35 @@ def _sniff_head(head: bytes) -> str:
     from .sniff import sniff
 
     return sniff(head)
+
+
+def _decide(
+    head: bytes,
+    more: Callable[[int], bytes] | None,
+    complete: bool,
+    whole: FileSlice | None = None,
+) -> tuple[bytes, str]:
+    """Sniff ``head``; when it is an undecided protocol 0/1 pickle prefix, walk the whole
+    file (``whole``, skipping by seeking) or, for forward-only streams, read on (the head
+    doubles each time, up to ``SNIFF_MAX``) and ask again. Returns the head as read."""
+    from .sniff import SNIFF_MAX, _is_text, pickle_prefix
+
+    fmt = _sniff_head(head)
+    while fmt in ("text", "unknown"):
+        verdict = pickle_prefix(head, complete=complete)
+        if verdict is None and whole is not None:
+            verdict = pickle_prefix(head, complete=True, whole=whole)
+        if verdict is not None:
+            return head, "pickle" if verdict else fmt
+        if more is None or len(head) >= SNIFF_MAX:
+            # still a consistent prefix: a text one is walked as a pickle (protocol 0 lines)
+            return head, "pickle" if _is_text(head) else fmt
+        want = len(head)
+        extra = more(want)
+        complete = len(extra) < want
+        head += extra
+        fmt = _sniff_head(head)
+    return head, fmt
 
 
 def _parse_stream(
@@ -256,11 +296,61 @@ def _parse_stream(
         _scan_lz4(src, where, ctx, name)
     elif fmt in NOT_YET_ANALYSED:
         ctx.emit("format.unanalysed", fmt, where, detected=fmt)
+    elif fmt in DATA_PARSERS:
+        _scan_data(fmt, head, src, where, ctx, name)
+    elif fmt in ("ggml", "ubjson"):
+        ctx.emit("format.data", fmt, where, detected=fmt, extension=extension(name) or "(none)")
     elif fmt in ("text", "unknown"):
         ext = extension(name)
-        if ext in MODEL_EXTENSIONS and (fmt == "unknown" or ext not in SAFE_EXTENSIONS):
-            ctx.emit("format.unknown", fmt, where, extension=ext or "(none)", head=head[:16].hex())
+        if ext in MODEL_EXTENSIONS and (
+            fmt == "unknown" or ext not in SAFE_EXTENSIONS | AMBIGUOUS_EXTENSIONS
+        ):
+            from .rawdata import raw_tensor_kind
+
+            raw = raw_tensor_kind(head) if fmt == "unknown" else None
+            if raw is not None:
+                ctx.emit("format.data", f"raw {raw}", where, detected=raw, extension=ext)
+            else:
+                ctx.emit(
+                    "format.unknown", fmt, where, extension=ext or "(none)", head=head[:16].hex()
+                )
     return fmt
+
+
+DATA_PARSERS = frozenset(
+    {"joblib-zf", "sentencepiece", "spm-charsmap", "fasttext", "word2vec", "word2vec-text"}
+)
+
+
+def _scan_data(
+    fmt: str, head: bytes, src: Source, where: Location, ctx: Context, name: str
+) -> None:
+    """The data formats that are not code (and joblib's ZF layer, which holds a pickle)."""
+    if fmt == "joblib-zf":
+        from .joblib_zf import scan_zf
+
+        if _enter(where, ctx):
+            ctx.depth += 1
+            try:
+                scan_zf(src, head, where, ctx, name)
+            finally:
+                ctx.depth -= 1
+    elif fmt == "sentencepiece":
+        from .sentencepiece import scan_sentencepiece
+
+        scan_sentencepiece(src, where, ctx)
+    elif fmt == "spm-charsmap":
+        from .spm_charsmap import scan_charsmap
+
+        scan_charsmap(src, where, ctx)
+    elif fmt == "fasttext":
+        from .fasttext import scan_fasttext
+
+        scan_fasttext(src, where, ctx)
+    else:
+        from .word2vec import scan_word2vec
+
+        scan_word2vec(src, where, ctx, binary=fmt == "word2vec")
 
 
 def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:

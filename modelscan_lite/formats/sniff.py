@@ -2,17 +2,51 @@
 
 Order matters: strong magic numbers first, then headers with internal checks (tar checksum,
 safetensors length + ``{``), then pickles (protocol 2+ magic, or a protocol 0/1 trial walk),
-then text. ``HEAD`` bytes are enough for every decision.
+then the structural sniffs of data formats, then text. ``HEAD`` bytes are enough for every
+decision but one: a protocol 0/1 pickle whose first opcodes are longer than the head
+(:func:`pickle_prefix` says so, and the dispatcher reads on; see there).
+
+Where the data formats sit, and why:
+
+* joblib ``ZF`` (``ZF0x`` + a zlib header) and fastText (magic 793712314 + version) are
+  magic numbers no other format starts with: with the other magics, first.
+* SentencePiece starts with ``0x0a``: not a pickle opcode, not ONNX's ``0x08``. It comes
+  after the pickle and ONNX sniffs so that neither can be shadowed by it, and before text
+  because a piece walk rejects text (a piece needs the control byte ``0x15`` or ``0x18``).
+* old-format fastText (no magic) is a range check of 12 integers and a double: after
+  every magic and the pickle trial walk, so it can only claim bytes nothing else wants.
+* normaliser tables start with a u32 trie size that is a multiple of 1024, so byte 0 is
+  ``0x00``: no pickle opcode, no archive or compression magic. Their check validates the
+  trie units in the head.
+* word2vec starts with ASCII digits, which the pickle trial walk rejects at once (``0``
+  POP, ``1`` POP_MARK, ``2`` DUP on an empty stack; ``3``-``9`` are not opcodes). It sits
+  just before text because its text variant is text.
+* legacy GGML (``lmgg`` ...) and UBJSON (``{`` + a length marker) are recognised, not
+  parsed (:mod:`.rawdata`); they sit last before text: neither can start a pickle.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 
+from ..limits import Deadline, Limits
+from .fasttext import MAGIC as FASTTEXT_MAGIC
+from .fasttext import sniff_fasttext
+from .joblib_zf import sniff_zf
 from .onnx import sniff_onnx
-from .pickles import sniff_pickle
+from .pickle_vm import Reader, walk_stream
+from .pickles import _STARTS, sniff_pickle
+from .rawdata import sniff_ggml, sniff_ubjson
+from .sentencepiece import sniff_sentencepiece
+from .spm_charsmap import sniff_charsmap
+from .streams import BytesSource, Source
+from .word2vec import sniff_word2vec
 
 HEAD = 4096
+_IMPORTABLE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+# How far the dispatcher reads on while a protocol 0/1 pickle prefix is undecided.
+SNIFF_MAX = 1 << 20
 
 # format name -> family: what the format can do when loaded
 PICKLE_FAMILY = frozenset(
@@ -26,7 +60,13 @@ PICKLE_FAMILY = frozenset(
         "npy-object",
     }
 )
-CONTAINERS = frozenset({"zip", "npz", "tar", "7z", "gzip", "bz2", "xz", "lzma", "zlib", "lz4"})
+CONTAINERS = frozenset(
+    {"zip", "npz", "tar", "7z", "gzip", "bz2", "xz", "lzma", "zlib", "lz4", "joblib-zf"}
+)
+# Formats that are data only: loading them builds strings and numbers and runs nothing.
+DATA_FORMATS = frozenset(
+    {"sentencepiece", "spm-charsmap", "fasttext", "word2vec", "word2vec-text", "ggml", "ubjson"}
+)
 
 
 def _is_tar(head: bytes) -> bool:
@@ -92,6 +132,10 @@ def sniff(head: bytes) -> str:
         return "gguf"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "hdf5"
+    if head.startswith(b"ZF0x") and sniff_zf(head):
+        return "joblib-zf"
+    if head[:4] == struct.pack("<i", FASTTEXT_MAGIC) and sniff_fasttext(head):
+        return "fasttext"
     if head[4:8] == b"TFL3":
         return "tflite"
     if _is_tar(head):
@@ -110,6 +154,60 @@ def sniff(head: bytes) -> str:
         return "pickle"
     if sniff_onnx(head):
         return "onnx"
+    if sniff_sentencepiece(head):
+        return "sentencepiece"
+    if sniff_fasttext(head):
+        return "fasttext"
+    if sniff_charsmap(head):
+        return "spm-charsmap"
+    w2v = sniff_word2vec(head)
+    if w2v is not None:
+        return w2v
+    if sniff_ggml(head):
+        return "ggml"
+    if sniff_ubjson(head):
+        return "ubjson"
     if _is_text(head):
         return "text"
     return "unknown"
+
+
+def pickle_prefix(head: bytes, *, complete: bool, whole: Source | None = None) -> bool | None:
+    """For a head :func:`sniff` did not call a pickle: is it one after all?
+
+    ``None``: the head is a consistent protocol 0/1 prefix that has not shown enough yet
+    (fewer than 16 opcodes, no STOP, no error): read on and ask again. ``True``: a pickle
+    candidate, because
+
+    * the whole file (``complete``) is a consistent prefix in which the unpickler imports
+      something before the data runs out (it does that work, then fails on EOF);
+    * the walk stopped on a text argument longer than the walker's line budget (a limit of
+      this walker, not of ``pickle``); or
+    * the unpickler would call an imported global before the walk fails.
+
+    ``False`` otherwise. ``whole``, when given, is the entire file (positioned at its start)
+    and is walked instead of ``head``: long binary arguments are skipped by seeking (a 2 GB
+    ``BINUNICODE`` first costs a seek) and at most 16 opcodes' worth of text lines (64 KiB
+    each) are read, so the decision never depends on a fixed window.
+    """
+    if len(head) < 2 or head[0] not in _STARTS:
+        return False
+    limits = Limits(max_opcodes=1 << 16)
+    src: Source = BytesSource(head) if whole is None else whole
+    res = walk_stream(Reader(src), limits, Deadline(1.0), [1 << 16])
+    complete = complete or whole is not None
+    if res.stopped:
+        return res.opcodes >= 3
+    # an import can only succeed (and run anything) for a dotted name of identifiers
+    imports = [use for name, use in res.globals.items() if _IMPORTABLE.fullmatch(name)]
+    if any(use.called for use in imports):
+        return True
+    if res.error_kind == "pickle-truncated":
+        if res.opcodes >= 16:
+            return True
+        if complete:
+            return bool(imports)
+        return None
+    if res.error_kind == "budget-opcodes":
+        return True
+    return bool(res.error and "longer than" in res.error and res.error_kind == "pickle-invalid")

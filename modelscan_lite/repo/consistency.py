@@ -35,6 +35,10 @@ SPECIAL_ID_KEYS = (
 INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_config_vs_weights(
     config: dict[str, Any], tensors: TensorMap, cfg_loc: Location, ctx: Context
 ) -> None:
@@ -50,12 +54,20 @@ def check_config_vs_weights(
                 cfg_loc.at(key="vocab_size"),
                 message=f"vocab_size is {vocab} but `{embed[0]}` has {rows} rows",
             )
-        if isinstance(hidden, int) and cols != hidden:
+        # Factorised embeddings (ALBERT, ELECTRA, MobileBERT, ConvBERT, RoFormer, SqueezeBERT:
+        # `embedding_size`; RemBERT: `input_embedding_size`) are that wide, then projected
+        # to hidden_size; transformers builds word_embeddings from that key when present.
+        width_key = next(
+            (k for k in ("embedding_size", "input_embedding_size") if _is_int(config.get(k))),
+            "hidden_size",
+        )
+        width = config.get(width_key) if width_key != "hidden_size" else hidden
+        if isinstance(width, int) and cols != width:
             ctx.emit(
                 "repo.config-weights",
-                "hidden_size",
-                cfg_loc.at(key="hidden_size"),
-                message=f"hidden_size is {hidden} but `{embed[0]}` is {cols} wide",
+                width_key,
+                cfg_loc.at(key=width_key),
+                message=f"{width_key} is {width} but `{embed[0]}` is {cols} wide",
             )
     layers = config.get("num_hidden_layers", config.get("n_layer", config.get("num_layers")))
     seen = {int(m.group(1)) for n in tensors if (m := LAYER.search(n))}
@@ -103,27 +115,11 @@ def check_config_vs_weights(
 
 
 def sentencepiece_size(data: bytes) -> int | None:
-    """Number of pieces in a sentencepiece ``tokenizer.model`` (ModelProto field 1)."""
-    from ..formats.onnx import ProtoError, _varint
+    """Number of pieces in a sentencepiece ``tokenizer.model``, read by the file scan's own
+    ``ModelProto`` walker (None when the file is not a valid model; the file scan says why)."""
+    from ..formats.sentencepiece import count_pieces
 
-    pos, count, end = 0, 0, len(data)
-    try:
-        while pos < end:
-            key, pos = _varint(data, pos, end)
-            wire = key & 7
-            if wire == 2:
-                n, pos = _varint(data, pos, end)
-                pos += n
-                count += (key >> 3) == 1
-            elif wire == 0:
-                _, pos = _varint(data, pos, end)
-            elif wire in (1, 5):
-                pos += 8 if wire == 1 else 4
-            else:
-                return None
-    except ProtoError:
-        return None
-    return count if pos == end else None
+    return count_pieces(data)
 
 
 def tokenizer_vocab(
