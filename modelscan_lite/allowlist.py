@@ -76,20 +76,27 @@ class Allowlist:
     extra: frozenset[Identity] = field(default_factory=frozenset)
 
     @property
-    def entries(self) -> dict[str, frozenset[str]]:
-        """module -> allowed qualnames."""
+    def entries(self) -> dict[str, dict[str, str]]:
+        """module -> {allowed qualname: reason family}."""
         return _load_entries(self.root)
 
     @property
     def call_throughs(self) -> dict[Identity, CallThrough]:
-        return _load_call_throughs(self.root)
+        return _load_call_throughs(self.root)[0]
 
-    def allows(self, module: str, qualname: str) -> bool:
-        names = _load_entries(self.root).get(module)
-        if names is not None and qualname in names:
-            return True
+    def allows(self, module: str, qualname: str, *, init: bool = False) -> bool:
+        """True when the identity is allowed; with ``init`` (the stream calls it, so a class's
+        ``__init__`` runs with the file's arguments), entries of a reconstruct-only family
+        (models, modules, configs, estimators: real pickles rebuild them with ``__new__`` and
+        their state, never by calling them) are not."""
         ident = (module, qualname)
-        return ident in _load_call_throughs(self.root) or ident in self.extra
+        if ident in self.extra:
+            return True
+        throughs, reconstruct_only = _load_call_throughs(self.root)
+        if ident in throughs:
+            return True
+        reason = _load_entries(self.root).get(module, {}).get(qualname)
+        return reason is not None and not (init and reason in reconstruct_only)
 
     def extended(self, names: tuple[str, ...]) -> Allowlist:
         """A copy that also allows the user's exact ``names`` (AllowlistError if one is not)."""
@@ -109,8 +116,8 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _entries(data: dict[str, Any]) -> dict[str, frozenset[str]]:
-    out: dict[str, set[str]] = {}
+def _entries(data: dict[str, Any]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
     for section in ("entries", "legacy"):
         table = data.get(section) or {}
         if not isinstance(table, dict):
@@ -118,8 +125,12 @@ def _entries(data: dict[str, Any]) -> dict[str, frozenset[str]]:
         for module, names in table.items():
             if not isinstance(names, dict):
                 raise AllowlistError(f"pickle-globals.json: {section}.{module} is not a mapping")
-            out.setdefault(module, set()).update(names)
-    return {m: frozenset(q) for m, q in out.items()}
+            mine = out.setdefault(module, {})
+            for qualname, entry in names.items():
+                # entries: [library, reason]; legacy: {"library", "reason", "same-as", ...}
+                reason = entry.get("reason") if isinstance(entry, dict) else entry[1]
+                mine[qualname] = str(reason)
+    return out
 
 
 def _call_throughs(data: dict[str, Any]) -> dict[Identity, CallThrough]:
@@ -146,15 +157,22 @@ def _call_throughs(data: dict[str, Any]) -> dict[Identity, CallThrough]:
 
 
 @lru_cache(maxsize=4)
-def _load_entries(rules_root: str) -> dict[str, frozenset[str]]:
+def _load_entries(rules_root: str) -> dict[str, dict[str, str]]:
     path = Path(rules_root) / "allowlist" / "pickle-globals.json"
     return _entries(_read_json(path)) if path.is_file() else {}
 
 
 @lru_cache(maxsize=4)
-def _load_call_throughs(rules_root: str) -> dict[Identity, CallThrough]:
+def _load_call_throughs(rules_root: str) -> tuple[dict[Identity, CallThrough], frozenset[str]]:
+    """The call-through table and the reason families that are reconstruct-only."""
     path = Path(rules_root) / "allowlist" / "call-through.json"
-    return _call_throughs(_read_json(path)) if path.is_file() else {}
+    if not path.is_file():
+        return {}, frozenset()
+    data = _read_json(path)
+    only = data.get("reconstruct-only") or []
+    if not isinstance(only, list):
+        raise AllowlistError("call-through.json: reconstruct-only must be a list")
+    return _call_throughs(data), frozenset(str(r) for r in only)
 
 
 def load_allowlist(rules_root: str) -> Allowlist:
@@ -166,4 +184,4 @@ def call_throughs() -> dict[Identity, CallThrough]:
     """The shipped call-through table, for the pickle walker."""
     from .engine import rules_dir
 
-    return _load_call_throughs(str(rules_dir()))
+    return _load_call_throughs(str(rules_dir()))[0]

@@ -196,7 +196,10 @@ class Rule:
             details = fact.detail_dict()
             if (details.get("called", "0") not in ("", "0")) is not self.called:
                 return False
-        return not (self.not_allowlisted and allowlist.allows(*fact_identity(fact)))
+        if not self.not_allowlisted:
+            return True
+        init = fact.detail_dict().get("inits", "0") not in ("", "0")
+        return not allowlist.allows(*fact_identity(fact), init=init)
 
 
 def fact_identity(fact: Fact) -> Identity:

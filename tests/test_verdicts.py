@@ -356,3 +356,14 @@ def test_legacy_joblib_sibling_file_is_named(tmp_path: Path) -> None:
 def test_legacy_joblib_subclass_is_instantiated(tmp_path: Path) -> None:
     result = scan_bytes(tmp_path, _ndarray_wrapper("a.npy", UNKNOWN))
     assert "NDArrayWrapper" in at_key(result, "P105", "shelve_helpers.run").message
+
+
+def test_reconstruct_only_class_rebuilt_is_silent_called_is_p105(tmp_path: Path) -> None:
+    linear = ("torch.nn.modules.linear", "Linear")
+    rebuilt = pk(GLOBAL(*linear), EMPTY_TUPLE, NEWOBJ, EMPTY_DICT, b"b", proto=2)
+    assert failing(scan_bytes(tmp_path, rebuilt, name="new.pkl")) == []
+    called = pk(call(*linear, b"K\x04", b"K\x04"), proto=2)
+    hit = at_key(
+        scan_bytes(tmp_path, called, name="init.pkl"), "P105", "torch.nn.modules.linear.Linear"
+    )
+    assert hit.severity == Severity.HIGH and "Linear(4, 4)" in hit.message

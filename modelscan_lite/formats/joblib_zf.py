@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 import zlib
 
-from ..model import Location
+from ..model import Fact, Location
 from .base import Context
 from .streams import BudgetExceeded, DecodedStream, Source
 
@@ -45,6 +45,24 @@ def sniff_zf(head: bytes) -> bool:
     return len(z) == 2 and z[0] == 0x78 and (z[0] << 8 | z[1]) % 31 == 0
 
 
+def _array_data_is_data(ctx: Context, before: int) -> None:
+    """joblib 0.9 keeps each array's raw buffer in a ``ZF`` file of its own
+    (``ZNDArrayWrapper``). Content that matches no format and whose first byte is not a
+    pickle opcode cannot run: ``joblib.load`` of it fails on that byte, and the pickle that
+    names it only copies the bytes into an array. It is data (X202), not an unknown (X201)."""
+    from .pickles import STARTS
+
+    for i in range(before, len(ctx.facts)):
+        fact = ctx.facts[i]
+        if fact.kind != "format.unknown":
+            continue
+        head = bytes.fromhex(fact.detail_dict().get("head", ""))
+        if head and head[0] not in STARTS and head[0] != 0x80:
+            ctx.facts[i] = Fact(
+                "format.data", "joblib array buffer", fact.location, fact.detail
+            )
+
+
 def scan_zf(src: Source, head: bytes, where: Location, ctx: Context, name: str) -> None:
     """Decode the zlib stream under the budget and dispatch what it holds (a pickle)."""
     from .dispatch import dispatch_stream
@@ -63,6 +81,7 @@ def scan_zf(src: Source, head: bytes, where: Location, ctx: Context, name: str) 
     inner = DecodedStream(src, "zlib", ctx.budget)
     before = len(ctx.facts)
     dispatch_stream(inner, where.child("<joblib-zf>"), ctx, name)
+    _array_data_is_data(ctx, before)
     if any(f.kind == "anomaly" for f in ctx.facts[before:]):
         return  # the layer already reported why it could not be read to the end
     try:

@@ -179,10 +179,30 @@ class Dct:
             sub_k, work = _subtrees(flat[0::2], trees, self)
             self.tree = min(self.tree + len(flat) + sub_k + sub_v, TREE_CAP)
         parts = self.parts
-        if parts is not None and len(parts) < CONTAINER_CAP:
-            parts.append(flat)
-            self._dict = None
+        if parts is not None:
+            if len(parts) < CONTAINER_CAP:
+                parts.append(flat)
+                self._dict = None
+            elif any(type(k) is str and k in CALLED_KEYS for k in flat[0::2]):
+                # rare: a big dict; keep batches naming methods the unpickler calls
+                if len(parts) < 2 * CONTAINER_CAP:
+                    parts.append(flat)
+                    self._dict = None
+                else:
+                    self.total = -1  # marks "cannot be checked" for BUILD
         return work
+
+    def hooks(self) -> list[tuple[str, Any]] | None:
+        """The entries whose keys name methods the unpickler looks up on the instance and
+        calls (see :data:`CALLED_KEYS`); None when the contents were not kept."""
+        if self.parts is None or self.total < 0:
+            return None
+        return [
+            (k, v)
+            for flat in self.parts
+            for k, v in zip(flat[0::2], flat[1::2], strict=False)
+            if type(k) is str and k in CALLED_KEYS
+        ]
 
     def drop(self) -> None:
         self.parts = None
@@ -216,6 +236,11 @@ class Dct:
 
 
 _CONTAINERS = frozenset({Seq, Dct})
+# Instance attributes the unpickler looks up with getattr and calls: BUILD calls
+# ``inst.__setstate__(state)``; APPEND/APPENDS/ADDITEMS on a non-list/set call ``append``,
+# ``extend``, ``add``; ``__class__`` set through a slot state makes a later BUILD call the new
+# class's ``__setstate__``. A BUILD state that sets one of them sets what a later opcode calls.
+CALLED_KEYS = frozenset({"__setstate__", "append", "extend", "add", "__class__"})
 _HEAVY = frozenset({Seq, Dct, tuple})  # items that can make a container's tree grow
 TREE_CAP = 1 << 62
 TUPLE_TREES = 4096  # heavy tuples remembered (the heaviest are kept)
@@ -311,6 +336,7 @@ class GlobalUse:
         "called",
         "count",
         "first_call",
+        "inits",
         "module",
         "name",
         "offset",
@@ -336,6 +362,9 @@ class GlobalUse:
         self.spelled = spelled
         self.count = 0
         self.called = 0
+        # calls with ``__call__`` semantics (a class's ``__init__`` runs with the call's
+        # arguments), as opposed to ``cls.__new__(cls)`` (NEWOBJ, copyreg.__newobj__)
+        self.inits = 0
         self.first_call: str | None = None
 
 
@@ -674,6 +703,7 @@ _RESOLVERS_NAME = frozenset({"pkgutil.resolve_name"})
 _ATTRGETTERS = frozenset({"operator.attrgetter", "_operator.attrgetter"})
 _METHODCALLERS = frozenset({"operator.methodcaller", "_operator.methodcaller"})
 _PARTIALS = frozenset({"functools.partial", "_functools.partial", "functools.partialmethod"})
+MAX_PARTIAL_DEPTH = 8
 NESTED_LOADERS = frozenset(
     {
         "pickle.loads",
@@ -801,6 +831,18 @@ def _text_int(line: bytes, long: bool) -> Any:
             raise PickleError("pickle-invalid", "INT/LONG argument is not a number") from None
 
 
+def _persistent_class(func: Any) -> Any:
+    """Legacy ``torch.save`` stores a module's class as the persistent id
+    ``('module', cls, source_file, source)``, and its loader returns ``cls``
+    (torch/serialization.py ``_legacy_load.persistent_load``, ``typename == "module"``):
+    calling that object calls ``cls``."""
+    if type(func) is Call and type(func.func) is Opaque and func.func.what == "persistent_load":
+        pid = func.args[0] if type(func.args) is tuple and func.args else None
+        if type(pid) is tuple and len(pid) > 1 and pid[0] == "module" and type(pid[1]) is Global:
+            return pid[1]
+    return func
+
+
 def _resolve_call(func: Any, args: Any) -> tuple[str | None, str | None]:
     """(name of what is really called, name of what the call returns) for resolver patterns."""
     fname = ref_of(func)
@@ -878,7 +920,15 @@ class PickleWalker:
         g.count += 1
         return glob
 
-    def _called(self, func: Any, args: Any, offset: int, opcode: str) -> Call:
+    def _called(self, func: Any, args: Any, offset: int, opcode: str, depth: int = 0) -> Call:
+        func = _persistent_class(func)
+        if type(func) is Call and ref_of(func.func) in _PARTIALS and depth < MAX_PARTIAL_DEPTH:
+            # calling partial(f, *a) with b calls f(*a, *b); the call with no b was judged
+            # when the partial was built
+            fargs = func.args if type(func.args) is tuple else ()
+            if fargs and type(args) is tuple and args:
+                self._called(fargs[0], (*fargs[1:], *args), offset, opcode, depth + 1)
+            return Call(func, args)
         callee, produced = _resolve_call(func, args)
         call = Call(func, args, produced)
         if callee is None:
@@ -898,6 +948,8 @@ class PickleWalker:
             derived.count += 1
             target = derived
         target.called += 1
+        if opcode != "NEWOBJ" and opcode != "NEWOBJ_EX":
+            target.inits += 1
         if target.first_call is None:
             shown = args if type(args) is tuple else (args,)
             target.first_call = f"{callee}({', '.join(_short(a, 80) for a in shown)})"
@@ -911,7 +963,42 @@ class PickleWalker:
             through = _call_through_table().get((func.module, func.qualname))
             if through is not None:
                 self._check_call_through(through, call, offset, opcode)
+            bound = func.name in _PARTIALS and type(args) is tuple and args
+            if bound and depth < MAX_PARTIAL_DEPTH:
+                # the partial calls its function with the bound arguments later (defaultdict
+                # factory, __setstate__, a user's call): judge that call now
+                self._called(args[0], tuple(args[1:]), offset, "partial", depth + 1)
         return call
+
+    def _build(self, obj: Call, state: Any, offset: int) -> None:
+        """``BUILD`` on an object made by a call. ``partial.__setstate__((f, args, kw, d))``
+        replaces the wrapped function; a state that stores a method the unpickler later
+        calls (``__setstate__``, ``append``...) makes that value called; classes whose
+        loading reads their state (call-through ``state``) are checked."""
+        if ref_of(obj.func) in _PARTIALS:
+            if type(state) is tuple and state:
+                bound = state[1] if len(state) > 1 and type(state[1]) is tuple else ()
+                obj.args = (state[0], *bound)
+                self._called(state[0], bound, offset, "partial")
+            return
+        dicts = [state] if type(state) is Dct else []
+        if type(state) is tuple and len(state) == 2:  # (dict state, slot state)
+            dicts = [d for d in state if type(d) is Dct]
+        for d in dicts:
+            hooks = d.hooks()
+            if hooks is None:
+                self._unchecked("BUILD", "dict", d, offset)
+                continue
+            for key, value in hooks:
+                if type(value) is Global and (
+                    value.name in NESTED_LOADERS
+                    or (value.module, value.qualname) in _call_through_table()
+                ):
+                    # what a later opcode passes to it is not paired with this BUILD
+                    self._unchecked("BUILD", key, value, offset)
+                self._called(value, (), offset, f"BUILD sets `{key}`")
+        if type(obj.func) is Global and type(state) is Dct:
+            self._check_state(obj.func, state, offset)
 
     def _check_call_through(self, through: CallThrough, call: Call, offset: int, op: str) -> None:
         """An allowed callable that uses an argument: a function or class it calls becomes a
@@ -932,6 +1019,7 @@ class PickleWalker:
                         GlobalUse(value.name, offset, op, value.name, value.module, value.qualname),
                     )
                     used.called += 1
+                    used.inits += use == "calls"
                     if used.first_call is None:
                         used.first_call = f"{callee}(..., {value.name}, ...)"
                 elif tv is Call and value.ref is not None:
@@ -941,8 +1029,13 @@ class PickleWalker:
                     )
                     derived.count += 1
                     derived.called += 1
+                    derived.inits += use == "calls"
                     derived.first_call = derived.first_call or f"{callee}(... {name} ...)"
-                elif tv is Opaque:
+                elif tv is Opaque or (
+                    use == "calls" and tv is Call and ref_of(value.func) not in _PARTIALS
+                ):
+                    # a partial was judged when it was built; other objects built by the
+                    # stream have code the walker cannot see
                     self._unchecked(callee, where, value, offset)
             elif use == "payload":
                 if tv is not Blob and not isinstance(value, bytes):
@@ -1271,8 +1364,7 @@ class PickleWalker:
                     tobj = type(obj)
                     if tobj is Call:
                         obj.state = state
-                        if type(obj.func) is Global and type(state) is Dct:
-                            self._check_state(obj.func, state, base + pos - 1 - start)
+                        self._build(obj, state, base + pos - 1 - start)
                         if ref_of(obj.func) == "joblib.numpy_pickle.NumpyArrayWrapper":
                             # joblib writes the buffer after closing the frame, outside frames
                             if frame_end != no_frame:
@@ -1617,6 +1709,7 @@ class PickleWalker:
                 if mine is not use:
                     mine.count += use.count
                     mine.called += use.called
+                    mine.inits += use.inits
             for name, use in sub.derived_calls.items():
                 self.res.derived_calls.setdefault(name, use)
             self.res.anomalies.extend(sub.anomalies)

@@ -21,7 +21,7 @@ from .pickle_vm import LEGACY_TORCH_MAGIC, Reader, StreamResult, walk_file_path,
 from .streams import BytesSource, Source
 
 # Opcodes that can start a pickle without PROTO: anything pushing a value or a mark.
-_STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipghBC\x8c\x8d\x8e\x8f\x88\x89\x8a\x8b\x95\x96")
+STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipghBC\x8c\x8d\x8e\x8f\x88\x89\x8a\x8b\x95\x96")
 MAX_EVIDENCE_STREAM = 1 << 20
 # error kinds that are about the budget or the container, not about the pickle itself
 NOT_PICKLE_ERRORS = frozenset(
@@ -41,7 +41,7 @@ def sniff_pickle(head: bytes, *, strict: bool = False) -> bool:
             return False
         if not strict:
             return True
-    elif first not in _STARTS:
+    elif first not in STARTS:
         return False
     reader = Reader(BytesSource(head))
     res = walk_stream(reader, Limits(max_opcodes=1 << 16), Deadline(1.0), [1 << 16])
@@ -139,6 +139,7 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
                     ("spelled", use.spelled),
                     ("count", use.count),
                     ("called", use.called),
+                    ("inits", use.inits),
                     ("call", use.first_call),
                     ("stream", stream),
                 )
@@ -219,7 +220,7 @@ def emit_file_path(res: StreamResult, src: Source, where: Location, ctx: Context
     for uses in (fres.globals, fres.derived_calls):
         for key, use in list(uses.items()):
             before = seen.get(key)
-            if before is not None and before.called >= use.called:
+            if before is not None and (before.called, before.inits) >= (use.called, use.inits):
                 del uses[key]
             else:
                 new += 1

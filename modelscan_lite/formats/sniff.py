@@ -36,7 +36,7 @@ from .fasttext import sniff_fasttext
 from .joblib_zf import sniff_zf
 from .onnx import sniff_onnx
 from .pickle_vm import Reader, walk_stream
-from .pickles import _STARTS, sniff_pickle
+from .pickles import STARTS, sniff_pickle
 from .rawdata import sniff_ggml, sniff_ubjson
 from .sentencepiece import sniff_sentencepiece
 from .spm_charsmap import sniff_charsmap
@@ -190,7 +190,7 @@ def pickle_prefix(head: bytes, *, complete: bool, whole: Source | None = None) -
     ``BINUNICODE`` first costs a seek) and at most 16 opcodes' worth of text lines (64 KiB
     each) are read, so the decision never depends on a fixed window.
     """
-    if len(head) < 2 or head[0] not in _STARTS:
+    if len(head) < 2 or head[0] not in STARTS:
         return False
     limits = Limits(max_opcodes=1 << 16)
     src: Source = BytesSource(head) if whole is None else whole
