@@ -8,7 +8,7 @@ Both are data under ``rules/allowlist/``:
   walks the qualname attribute by attribute, so a pattern would admit every attribute
   reachable from an allowed name (``torch.serialization.os.system``). ``legacy`` entries are
   names older library versions wrote (``same-as`` names the current object).
-- ``call-through.json``: allowed callables that call, instantiate, resolve or deserialize one
+- ``call-through.json`` (and the generated ``call-through-cython.json``): allowed callables that call, instantiate, resolve or deserialize one
   of their arguments (``functools.partial``, ``copyreg._reconstructor``, PyTorch's
   ``_rebuild_from_type_v2`` and ``_load_from_bytes``, NumPy's generator constructors...). They
   are allowed only because the pickle walker checks those arguments; each entry says which
@@ -138,17 +138,17 @@ def _call_throughs(data: dict[str, Any]) -> dict[Identity, CallThrough]:
     for key, spec in (data.get("entries") or {}).items():
         ident = parse_identity(key)
         if not isinstance(spec, dict):
-            raise AllowlistError(f"call-through.json: {key} is not a mapping")
+            raise AllowlistError(f"call-through: {key} is not a mapping")
         raw_args, raw_state = spec.get("args") or {}, spec.get("state") or {}
         if not isinstance(raw_args, dict) or not isinstance(raw_state, dict):
-            raise AllowlistError(f"call-through.json: {key}: args and state are mappings")
+            raise AllowlistError(f"call-through: {key}: args and state are mappings")
         if not raw_args and not raw_state:
-            raise AllowlistError(f"call-through.json: {key} needs args or state")
+            raise AllowlistError(f"call-through: {key} needs args or state")
         for use in (*raw_args.values(), *raw_state.values()):
             if use not in ARG_USES:
-                raise AllowlistError(f"call-through.json: {key}: unknown use {use!r}")
+                raise AllowlistError(f"call-through: {key}: unknown use {use!r}")
         if not all(str(k).isdigit() for k in raw_args):
-            raise AllowlistError(f"call-through.json: {key}: args are positional indexes")
+            raise AllowlistError(f"call-through: {key}: args are positional indexes")
         args = {int(k): str(v) for k, v in raw_args.items()}
         state = {str(k): str(v) for k, v in raw_state.items()}
         why, source = str(spec.get("why", "")), str(spec.get("source", ""))
@@ -165,14 +165,19 @@ def _load_entries(rules_root: str) -> dict[str, dict[str, str]]:
 @lru_cache(maxsize=4)
 def _load_call_throughs(rules_root: str) -> tuple[dict[Identity, CallThrough], frozenset[str]]:
     """The call-through table and the reason families that are reconstruct-only."""
-    path = Path(rules_root) / "allowlist" / "call-through.json"
-    if not path.is_file():
-        return {}, frozenset()
-    data = _read_json(path)
-    only = data.get("reconstruct-only") or []
-    if not isinstance(only, list):
-        raise AllowlistError("call-through.json: reconstruct-only must be a list")
-    return _call_throughs(data), frozenset(str(r) for r in only)
+    table: dict[Identity, CallThrough] = {}
+    only: list[str] = []
+    # call-through.json (reviewed by hand) and call-through-*.json (generated)
+    for path in sorted((Path(rules_root) / "allowlist").glob("call-through*.json")):
+        if path.name == "call-through-candidates.json":
+            continue  # the generator's report, not a table
+        data = _read_json(path)
+        more = data.get("reconstruct-only") or []
+        if not isinstance(more, list):
+            raise AllowlistError(f"{path.name}: reconstruct-only must be a list")
+        only.extend(str(r) for r in more)
+        table.update(_call_throughs(data))
+    return table, frozenset(only)
 
 
 def load_allowlist(rules_root: str) -> Allowlist:

@@ -367,3 +367,13 @@ def test_reconstruct_only_class_rebuilt_is_silent_called_is_p105(tmp_path: Path)
         scan_bytes(tmp_path, called, name="init.pkl"), "P105", "torch.nn.modules.linear.Linear"
     )
     assert hit.severity == Severity.HIGH and "Linear(4, 4)" in hit.message
+
+
+def test_torchscript_classes_are_the_archives_own(tmp_path: Path) -> None:
+    data_pkl = pk(GLOBAL("__torch__.mypkg.Net", "Net"), EMPTY_TUPLE, NEWOBJ, proto=2)
+    scripted = torch_zip([("data.pkl", data_pkl), ("constants.pkl", pk(EMPTY_TUPLE, proto=2))])
+    result = scan_bytes(tmp_path, scripted, name="scripted.pt")
+    assert failing(result) == [], result.findings
+    # the same class name in a plain torch.save zip is an import Python would attempt
+    plain = scan_bytes(tmp_path, torch_zip([("data.pkl", data_pkl)]), name="plain.pt")
+    assert at_key(plain, "P105", "__torch__.mypkg.Net.Net")

@@ -125,9 +125,15 @@ def _describe(head: bytes) -> str:
 
 def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n: int) -> None:
     stream = f"{n}@{res.start}"
+    # In a TorchScript archive, ``__torch__.*`` names are classes compiled from the archive's
+    # own ``code/`` and resolved by the TorchScript loader's compilation unit; Python never
+    # imports them (torch.jit.load reads these pickles with its C++ unpickler).
+    torchscript = "torchscript" in ctx.formats
     facts = [
         Fact(
-            kind,
+            "torchscript.class"
+            if torchscript and kind == "pickle.global" and _is_torchscript_class(use.module)
+            else kind,
             use.name,
             where.at(res.start + use.offset, use.name),
             tuple(
@@ -253,6 +259,10 @@ def _short_value(value: object) -> str:
     from .pickle_vm import _short
 
     return f"`{_short(value, 60)}`"
+
+
+def _is_torchscript_class(module: str | None) -> bool:
+    return module is not None and (module == "__torch__" or module.startswith("__torch__."))
 
 
 def decompile(src: Source, res: StreamResult) -> str | None:
