@@ -8,11 +8,13 @@ Both are data under ``rules/allowlist/``:
   walks the qualname attribute by attribute, so a pattern would admit every attribute
   reachable from an allowed name (``torch.serialization.os.system``). ``legacy`` entries are
   names older library versions wrote (``same-as`` names the current object).
-- ``call-through.json`` (and the generated ``call-through-cython.json``): allowed callables that call, instantiate, resolve or deserialize one
-  of their arguments (``functools.partial``, ``copyreg._reconstructor``, PyTorch's
-  ``_rebuild_from_type_v2`` and ``_load_from_bytes``, NumPy's generator constructors...). They
-  are allowed only because the pickle walker checks those arguments; each entry says which
-  argument, how it is used, and the library source line.
+- ``call-through.json`` (and the generated ``call-through-cython.json``): allowed callables
+  that call, instantiate, resolve or deserialize one of their arguments
+  (``functools.partial``, ``copyreg._reconstructor``, PyTorch's ``_rebuild_from_type_v2``
+  and ``_load_from_bytes``, NumPy's generator constructors...). They are allowed only because
+  the pickle walker checks those arguments; each entry says which argument, how it is used,
+  and the library source line. ``reconstruct-only`` names the allowlist's reason families
+  whose classes may be rebuilt (``__new__`` and a state) but not called.
 
 An identity is the pair ``(module, qualname)`` exactly as a pickle names it, after Python 2
 names are mapped (``_compat_pickle``). Users extend the allowlist with exact names only.

@@ -58,9 +58,7 @@ def _array_data_is_data(ctx: Context, before: int) -> None:
             continue
         head = bytes.fromhex(fact.detail_dict().get("head", ""))
         if head and head[0] not in STARTS and head[0] != 0x80:
-            ctx.facts[i] = Fact(
-                "format.data", "joblib array buffer", fact.location, fact.detail
-            )
+            ctx.facts[i] = Fact("format.data", "joblib array buffer", fact.location, fact.detail)
 
 
 def scan_zf(src: Source, head: bytes, where: Location, ctx: Context, name: str) -> None:

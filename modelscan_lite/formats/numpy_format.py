@@ -5,14 +5,17 @@ length (uint16 LE for 1.x, uint32 LE for 2.x/3.x), then a Python-literal dict wi
 ``fortran_order`` and ``shape``, padded with spaces to a 64-byte boundary. Plain arrays follow
 as raw bytes; arrays with object fields follow as a pickle, which ``np.load`` runs only with
 its ``allow_pickle`` flag set. The header is read with ``ast.literal_eval`` under a size cap,
-as numpy itself does.
+as numpy itself does; a header written by Python 2 (``2L`` long literals) is retried with
+the ``L`` tokens dropped, as numpy's ``_filter_header`` does for format versions up to 2.0.
 """
 
 from __future__ import annotations
 
 import ast
+import io
 import re
 import struct
+import tokenize
 import warnings
 from typing import Any
 
@@ -43,6 +46,29 @@ def _itemsize(descr: Any) -> int | None:
     return n * (4 if kind == "U" else 1)
 
 
+def _literal(text: str) -> Any:
+    with warnings.catch_warnings():  # hostile headers make the compiler warn
+        warnings.simplefilter("ignore")
+        return ast.literal_eval(text)
+
+
+def _filter_py2_longs(text: str) -> str:
+    """numpy's ``_filter_header``: drop a NAME token ``L`` that follows a NUMBER token.
+
+    Tokenizing is lexing only (nothing is evaluated); tokenizer errors become SyntaxError.
+    """
+    tokens = []
+    after_number = False
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if not (after_number and tok.type == tokenize.NAME and tok.string == "L"):
+                tokens.append(tok)
+            after_number = tok.type == tokenize.NUMBER
+        return tokenize.untokenize(tokens)
+    except (tokenize.TokenError, IndentationError) as exc:
+        raise SyntaxError(str(exc)) from exc
+
+
 def scan_npy(src: Source, where: Location, ctx: Context, name: str) -> None:
     pre = src.read(10)
     if len(pre) < 10:
@@ -69,11 +95,19 @@ def scan_npy(src: Source, where: Location, ctx: Context, name: str) -> None:
     if len(raw) < hlen:
         ctx.anomaly("npy-invalid", where, "npy header is truncated")
         return
+    text = raw.decode("utf-8" if major == 3 else "latin-1")
     try:
-        with warnings.catch_warnings():  # hostile headers make the compiler warn
-            warnings.simplefilter("ignore")
-            header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin-1"))
-    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc:
+        header = _literal(text)
+    except SyntaxError as exc:
+        if (major, pre[7]) > (2, 0):
+            ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc}")
+            return
+        try:  # numpy.lib.format._read_array_header: Python 2 headers, 1.0 and 2.0 only
+            header = _literal(_filter_py2_longs(text))
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc2:
+            ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc2}")
+            return
+    except (ValueError, MemoryError, RecursionError, TypeError) as exc:
         ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc}")
         return
     if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= set(header):

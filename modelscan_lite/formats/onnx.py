@@ -19,16 +19,22 @@ files are findings (CVE-2022-25882, CVE-2024-27318 and later link variants).
 
 from __future__ import annotations
 
+import ast
+import functools
+import json
 import mmap
 import os
 import posixpath
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from ..limits import Deadline
 from ..model import Location
 from .base import Context
+from .protobuf import ProtoError
+from .protobuf import varint as _varint
 
 MAX_DEPTH = 48
 KNOWN_IR_VERSION = 14
@@ -40,12 +46,25 @@ STANDARD_DOMAINS = frozenset(
         "ai.onnx.ml",
         "ai.onnx.training",
         "ai.onnx.preview.training",
-        "com.microsoft",
-        "com.microsoft.nchwc",
         "com.microsoft.experimental",
-        "com.ms.internal.nhwc",
     }
 )
+# Domains whose ops ONNX Runtime or onnxruntime-extensions implement natively: a node from one
+# of them passes only when its op is on the list generated from those libraries
+# (rules/onnx/known-ops/<domain>.json, scripts/gen_onnx_known_ops.py). Any other op there is
+# either a custom-op library registered under that domain name or, in onnxruntime-extensions'
+# ``ai.onnx.contrib`` (its ``default_opset_domain()``), a Python function the loading process
+# registered with ``@onnx_op`` (``PyCustomOpDef``).
+KNOWN_OP_DOMAINS = frozenset(
+    {
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.ms.internal.nhwc",
+        "ai.onnx.contrib",
+        "com.microsoft.extensions",
+    }
+)
+PYTHON_OP_DOMAIN = "ai.onnx.contrib"
 PYTHON_OPS = frozenset({"PyOp", "PythonOp", "PythonOpGrad", "PyFunc", "PyFuncOp"})
 PYTHON_DOMAINS = frozenset({"ai.onnx.contrib", "com.microsoft.extensions"})
 # TensorProto.DataType -> bytes per element; 0 where not a whole number of bytes (strings,
@@ -78,8 +97,17 @@ ELEM_SIZE = {
 }
 ABSURD_BYTES = 1 << 40
 SUSPICIOUS_META = re.compile(
-    r"https?://|ftp://|\bimport\s+\w|__import__|\beval\(|\bexec\(|subprocess|os\.system|"
+    r"\bimport\s+\w|__import__|\beval\(|\bexec\(|subprocess|os\.system|"
     r"\b(?:curl|wget)\s+\S+.*\|\s*(?:ba)?sh|base64\s+-d|powershell",
+    re.IGNORECASE,
+)
+# A reference that fetches or opens something rather than informs: a URL whose scheme reaches
+# a file or a share (not a web page), a UNC path, or a web URL of a script, binary or pickle.
+# Plain http(s) links (Ultralytics writes `docs` and `license` into every export) are text.
+FETCH_REF = re.compile(
+    r"\b(?:file|ftps?|sftp|smb|nfs|scp|ssh|rsync)://|(?:^|[\s'\"(=])\\\\[\w.$-]+\\|"
+    r"\bhttps?://\S+?\.(?:sh|bash|zsh|ps1|psm1|bat|cmd|vbs|exe|msi|dll|so|dylib|py|pyc|"
+    r"pkl|pickle|jar)(?:[?#]\S*)?(?=$|[\s'\")\],;])",
     re.IGNORECASE,
 )
 
@@ -132,12 +160,6 @@ MSG: dict[str, dict[int, tuple[int, str | None, str]]] = {
 STRINGS = frozenset({"producer_name", "name", "op_type", "domain", "key", "value"})
 
 
-class ProtoError(Exception):
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.offset = offset
-
-
 @dataclass
 class Msg:
     """A decoded message: scalar fields, strings, children, and skipped payload sizes."""
@@ -152,21 +174,6 @@ class Msg:
 
     def all(self, name: str) -> list[Any]:
         return self.values.get(name, [])
-
-
-def _varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise ProtoError("varint runs past the end of its message", pos)
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ProtoError("varint longer than 10 bytes", pos)
 
 
 class Budget:
@@ -317,12 +324,23 @@ def _check_model(model: Msg, where: Location, ctx: Context) -> None:
         )
     opsets = {o.first("domain", ""): o.first("version", 0) for o in model.all("opset_import")}
     default = opsets.get("", opsets.get("ai.onnx"))
-    if default is None or not 1 <= default <= KNOWN_OPSET:
+    # A model that uses no default-domain op (an ai.onnx.ml-only skl2onnx export) may omit
+    # that opset (onnx IR.md, "Operator Sets"); a node whose domain has no import may not.
+    if default is not None and not 1 <= default <= KNOWN_OPSET:
         ctx.emit(
             "onnx.version",
             f"opset {default}",
             where.at(key="opset_import"),
             message=f"default-domain opset {default} (known: 1..{KNOWN_OPSET})",
+        )
+    imported = set(opsets) | ({"", "ai.onnx"} if default is not None else set())
+    for domain, path in _unimported_domains(model, imported):
+        ctx.emit(
+            "onnx.version",
+            f"opset {domain or 'ai.onnx'}",
+            where.at(key=path),
+            message=f"node `{path}` uses domain `{domain or 'ai.onnx'}`, which the model "
+            "imports no opset for",
         )
     local = {(fn.first("domain", ""), fn.first("name", "")) for fn in model.all("functions")}
     for domain, name in sorted(local):
@@ -335,12 +353,13 @@ def _check_model(model: Msg, where: Location, ctx: Context) -> None:
     local_domains = {d for d, _ in local}
     for entry in model.all("metadata_props"):
         key, value = entry.first("key", ""), entry.first("value", "")
-        if SUSPICIOUS_META.search(value) or SUSPICIOUS_META.search(key):
+        what = _metadata_hazard(key, value)
+        if what:
             ctx.emit(
                 "onnx.metadata",
                 key,
                 where.at(key=f"metadata_props.{key}"),
-                message=f"metadata `{key}` holds code or a URL: {value[:80]!r}",
+                message=f"metadata `{key}` holds {what}: {value[:80]!r}",
             )
     base_dir = None
     if where.member is None:
@@ -366,6 +385,29 @@ def _check_node(
             message=f"node `{path}` is `{op}` from `{domain or 'ai.onnx'}`, which runs "
             "Python code inside the runtime",
         )
+    elif domain in KNOWN_OP_DOMAINS and domain not in local_domains:
+        table = known_ops(domain)
+        if op in table.ops or f"{domain}\0{op}" in seen:
+            return
+        seen.add(f"{domain}\0{op}")
+        if domain == PYTHON_OP_DOMAIN:
+            ctx.emit(
+                "onnx.python-op",
+                f"{domain}:{op}",
+                where.at(key=path),
+                message=f"node `{path}` is `{op}` from `{domain}`, which is no native op of "
+                f"{table.source}: onnxruntime-extensions runs it as a Python function the "
+                "loading process registered (@onnx_op), or a custom-op library supplies it",
+            )
+        else:
+            ctx.emit(
+                "onnx.custom-domain",
+                f"{domain}:{op}",
+                where.at(key=path),
+                message=f"op `{op}` is not a built-in op of domain `{domain}` "
+                f"({table.source}): it needs a custom-op library (native code) registered "
+                "with the runtime",
+            )
     elif domain not in STANDARD_DOMAINS and domain not in local_domains and domain not in seen:
         seen.add(domain)
         ctx.emit(
@@ -375,6 +417,66 @@ def _check_node(
             message=f"op `{op}` from domain `{domain}` needs a custom-op library "
             "(native code) registered with the runtime",
         )
+
+
+@dataclass(frozen=True)
+class KnownOps:
+    ops: frozenset[str]
+    source: str
+
+
+@functools.cache
+def known_ops(domain: str) -> KnownOps:
+    """The generated op list of ``domain``; an unreadable list knows no op (fails closed)."""
+    from ..engine import rules_dir  # local: the engine imports the format modules
+
+    try:
+        data = json.loads((rules_dir() / "onnx" / "known-ops" / f"{domain}.json").read_text())
+        ops = frozenset(op for op in data["ops"] if isinstance(op, str))
+        source = f"{data['library']} {data['version']}"
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return KnownOps(frozenset(), f"no readable op list: {exc}")
+    return KnownOps(ops, source)
+
+
+def _unimported_domains(model: Msg, imported: set[str]) -> list[tuple[str, str]]:
+    """(domain, node path) of the first node of each domain with no opset import, in the
+    graph and training graphs (model-local functions carry their own opset imports)."""
+    out: dict[str, str] = {}
+    roots = [(g.first("name") or "graph", g) for g in model.all("graph")]
+    roots += [(f"training_info[{i}]", t) for i, t in enumerate(model.all("training_info"))]
+    for label, root in roots:
+        for msg, path in _walk(root, label):
+            if msg.kind == "Node":
+                domain = msg.first("domain", "")
+                if domain not in imported and domain not in out:
+                    out[domain] = path
+    return sorted(out.items())
+
+
+def _metadata_hazard(key: str, value: str) -> str | None:
+    """What in a metadata entry a consumer would run or fetch, if anything.
+
+    Code patterns anywhere; a value that parses as a Python expression with a call in it
+    (YOLOv5 and Ultralytics ``eval`` metadata values such as ``names`` and ``imgsz``); a
+    reference that fetches or opens something (``FETCH_REF``). Informational text, plain web
+    links included, is none of these.
+    """
+    if SUSPICIOUS_META.search(value) or SUSPICIOUS_META.search(key):
+        return "code"
+    ref = FETCH_REF.search(value) or FETCH_REF.search(key)
+    if ref:
+        return f"a reference that fetches or opens `{ref.group(0).strip()[:60]}`"
+    if "(" in value and len(value) <= 4096:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(value.strip(), mode="eval")
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            return None
+        if any(isinstance(n, ast.Call) for n in ast.walk(tree)):
+            return "a Python expression with a call, which tools that eval metadata run"
+    return None
 
 
 def _check_tensor(t: Msg, path: str, base_dir: str | None, where: Location, ctx: Context) -> None:
