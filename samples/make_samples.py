@@ -16,6 +16,7 @@ import gzip
 import io
 import json
 import lzma
+import math
 import struct
 import sys
 import tarfile
@@ -188,6 +189,24 @@ STATE_DICT = pk(
     proto=2,
 )
 FLOATS = struct.pack("<4f", 0.5, -1.0, 2.0, 0.25)
+
+
+def frame_divergence(hidden: bytes) -> bytes:
+    """fickling's test_frame_boundary_divergence layout: a FRAME of 2 bytes holds BINBYTES and
+    one byte of its length; ``pickle.loads`` reads a 263-byte bytes object, while
+    ``pickle.load(file)`` drops that byte, reads the length after the frame and runs
+    ``hidden`` (which must leave one value on the stack)."""
+    body = b"\x00\x00" + (hidden + MARK).ljust(256 + 5, NONE)
+    return PROTO(4) + NONE + MARK + FRAME(2) + b"B\x07" + b"\x01\x00\x00" + body + b"1" + STOP
+
+
+def memo_laughs(levels: int, width: int) -> bytes:
+    """coldwaterq's billionLaughsAlt.pkl shape: each level is a list of ``width`` memo GETs
+    of the level below (``width ** levels`` paths from a few hundred bytes)."""
+    out = MARK * levels + U("lol")
+    for i in range(levels):
+        out += BINPUT(i) + BINGET(i) * (width - 1) + b"l"  # LIST
+    return pk(out, proto=4)
 
 
 def torch_zip(
@@ -505,8 +524,12 @@ def samples() -> dict[str, bytes]:
         REDUCE,
         proto=2,
     )
-    s["P102/bad-functools-partial.pkl"] = pk(
+    # functools.partial is an allowed call-through: what it wraps is judged as called
+    s["P101/bad-functools-partial.pkl"] = pk(
         call("functools", "partial", GLOBAL("os", "system"), cmd), EMPTY_TUPLE, REDUCE, proto=2
+    )
+    s["P102/bad-functools-reduce.pkl"] = pk(
+        call("functools", "reduce", GLOBAL("builtins", "getattr"), cmd), proto=2
     )
     s["P101/bad-stash-in-dict-then-memo.pkl"] = pk(
         GLOBAL("collections", "OrderedDict"),
@@ -559,6 +582,47 @@ def samples() -> dict[str, bytes]:
         GLOBAL("collections", "OrderedDict"), EMPTY_TUPLE, REDUCE, proto=2
     )
 
+    s["P105/bad-called-through-partial.pkl"] = pk(
+        call("functools", "partial", GLOBAL("shelve_helpers", "run"), U("x")), proto=2
+    )
+    s["P109/bad-partial-of-extension-code.pkl"] = pk(
+        call("functools", "partial", EXT1(42), U("x")), proto=2
+    )
+    s["P109/ok-partial-of-allowed-function.pkl"] = pk(
+        call("functools", "partial", GLOBAL("torch._utils", "_rebuild_tensor_v2")), proto=2
+    )
+    s["P110/bad-referenced-unknown-function.pkl"] = pk(
+        EMPTY_DICT, U("func"), GLOBAL("shelve_helpers", "run"), SETITEM, proto=2
+    )
+    s["P110/ok-referenced-builtin-hash.pkl"] = pk(
+        EMPTY_DICT, U("hashfxn"), GLOBAL("builtins", "hash"), SETITEM, proto=2
+    )
+    s["P111/bad-import-effect-module.pkl"] = pk(GLOBAL("this", "s"), proto=2)
+    s["P111/ok-main-program-class.pkl"] = pk(
+        EMPTY_DICT, U("cls"), GLOBAL("__main__", "MyNet"), SETITEM, proto=2
+    )
+
+    for rid, kind, fname in (
+        ("P401", "bad", "../../outside/payload.npy"),
+        ("P401", "ok", "model.pkl_01.npy"),
+        ("P402", "bad", "model.pkl_01.npy"),
+    ):
+        s[f"{rid}/{kind}-ndarraywrapper-file.pkl"] = pk(
+            GLOBAL("joblib.numpy_pickle", "NDArrayWrapper"),
+            EMPTY_TUPLE,
+            NEWOBJ,
+            EMPTY_DICT,
+            U("filename"),
+            U(fname),
+            SETITEM,
+            U("subclass"),
+            GLOBAL("numpy", "ndarray"),
+            SETITEM,
+            BUILD,
+            proto=2,
+        )
+    s["P402/ok-plain-dict.pkl"] = BENIGN_DICT
+
     # P106..P108
     s["P106/bad-ext1.pkl"] = pk(EXT1(42), EMPTY_TUPLE, REDUCE, proto=2)
     s["P106/ok-plain-dict.pkl"] = BENIGN_DICT
@@ -593,6 +657,19 @@ def samples() -> dict[str, bytes]:
         PROTO(4) + FRAME(6) + EMPTY_DICT + U("k") + U("x" * 40) + SETITEM + STOP
     )
     s["P202/ok-framed.pkl"] = PROTO(4) + FRAME(len(inner) + 1) + inner + STOP
+    # P206, P301: FRAME read divergence, expansion (pickle gaps)
+    s["P206/bad-hidden-after-frame.pkl"] = frame_divergence(
+        GLOBAL("os", "system") + UNICODE(MARKER_CMD) + TUPLE1 + REDUCE
+    )
+    s["P206/ok-framed.pkl"] = PROTO(4) + FRAME(len(inner) + 1) + inner + STOP
+    s["P301/bad-memo-laughs.pkl"] = memo_laughs(10, 10)
+    s["P301/ok-dense-records.pkl"] = pk(
+        EMPTY_LIST,
+        MARK,
+        *(EMPTY_DICT + U("id") + BININT1(i) + SETITEM for i in range(200)),
+        b"e",  # APPENDS
+        proto=4,
+    )
     s["P203/bad-second-pickle.pkl"] = BENIGN_DICT + payload_system()
     s["P203/bad-trailing-data.pkl"] = BENIGN_DICT + b"\x00\x01garbage\xff" * 4
     s["P203/ok-legacy-torch.pt"] = legacy_torch()
@@ -612,7 +689,7 @@ def samples() -> dict[str, bytes]:
     s["A203/bad-pickle-named.safetensors"] = payload_system()
     s["A203/bad-pickle-named.npy"] = BENIGN_DICT
     s["A203/bad-pickle-named.txt"] = BENIGN_DICT
-    s["A203/bad-pickle-named.model"] = BENIGN_DICT
+    s["A203/ok-pickle-named.model"] = BENIGN_DICT  # `.model` is ambiguous (gensim pickles)
     s["A203/ok-pickle-named.pkl"] = BENIGN_DICT
     good = torch_zip(torch_members())
     s["A204/bad-crc-mismatch.pt"] = patch_zip_entry(good, "archive/data.pkl", break_crc)
@@ -621,6 +698,8 @@ def samples() -> dict[str, bytes]:
     s["A204/ok-state-dict.pt"] = good
     s["A205/bad-extra-pkl-member.pt"] = torch_zip([*torch_members(), ("extra.pkl", BENIGN_DICT)])
     s["A205/ok-state-dict.pt"] = good
+    s["A207/bad-pickle-in-storage.pt"] = torch_zip([*torch_members(), ("data/1", payload_system())])
+    s["A207/ok-state-dict.pt"] = good
     s["A206/bad-object-array.npy"] = npy("|O", (1,), pk(EMPTY_LIST, proto=3))
     s["A206/ok-numeric.npy"] = npy("<i4", (3,), b"\1\0\0\0" * 3)
     big = pk(BINBYTES8(b"\0" * (20 << 20)), POP, call("posix", "system", cmd), proto=4)
@@ -756,7 +835,52 @@ def dynamic_samples() -> dict[str, bytes]:
 
 
 def all_samples() -> dict[str, bytes]:
-    return {**samples(), **more_samples(), **repo_samples(), **dynamic_samples()}
+    return {
+        **samples(),
+        **more_samples(),
+        **repo_samples(),
+        **dynamic_samples(),
+        **data_format_samples(),
+    }
+
+
+def spm_model(pieces: list[bytes], *, cut: int = 0) -> bytes:
+    """A SentencePiece ModelProto: the pieces (``<unk>`` first), a trainer_spec, a
+    normalizer_spec with a minimal valid precompiled charsmap."""
+
+    def ld(field: int, body: bytes) -> bytes:
+        n, out = len(body), b""
+        while n >= 0x80:
+            out += bytes([n & 0x7F | 0x80])
+            n >>= 7
+        return bytes([field << 3 | 2]) + out + bytes([n]) + body
+
+    out = b""
+    for i, text in enumerate([b"<unk>", *pieces]):
+        kind = 2 if i == 0 else 1
+        out += ld(1, ld(1, text) + b"\x15" + struct.pack("<f", -float(i)) + bytes([0x18, kind]))
+    out += ld(2, bytes([0x18, 1, 0x20, len(pieces) + 1]))
+    charsmap = struct.pack("<II", 1024, 1 << 10) + b"\0" * 1020 + b"\0"
+    out += ld(3, ld(1, b"identity") + ld(2, charsmap))
+    return out[: len(out) - cut] if cut else out
+
+
+def data_format_samples() -> dict[str, bytes]:
+    """Data formats that cannot run code: malformed ones (A208), recognised-but-unparsed
+    ones (X202)."""
+    good = spm_model([b"\xe2\x96\x81the", b"s", b"a"])
+    benign = BENIGN_DICT
+    zf = b"ZF" + hex(len(benign) + 7).encode().ljust(19) + zlib.compress(benign)
+    floats = b"".join(struct.pack("<f", 0.05 * math.sin(i)) for i in range(2048))
+    return {
+        "A208/bad-truncated-tokenizer.model": spm_model([b"the", b"s"], cut=40),
+        "A208/bad-zf-length-lie.pkl": zf,
+        "A208/ok-tokenizer.model": good,
+        "X201/ok-tokenizer.model": good,
+        "X202/bad-tfjs-shard.bin": floats,
+        "X202/bad-legacy-ggml.bin": b"tjgg" + struct.pack("<I", 3) + b"\0" * 64,
+        "X202/ok-tokenizer.model": good,
+    }
 
 
 def write(outdir: Path) -> list[Path]:
