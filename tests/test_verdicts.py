@@ -377,3 +377,26 @@ def test_torchscript_classes_are_the_archives_own(tmp_path: Path) -> None:
     # the same class name in a plain torch.save zip is an import Python would attempt
     plain = scan_bytes(tmp_path, torch_zip([("data.pkl", data_pkl)]), name="plain.pt")
     assert at_key(plain, "P105", "__torch__.mypkg.Net.Net")
+
+
+def test_evidence_builder_never_writes_to_stdout(tmp_path: Path) -> None:
+    """fickling warns on stdout about STACK_GLOBAL operands it cannot type; stdout carries
+    only the report (found on a real scikit-learn OrdinalEncoder joblib file)."""
+    import subprocess
+    import sys
+
+    # STACK_GLOBAL with a computed operand, then a call: evidence is built for the finding
+    data = pk(U("os"), call("builtins", "str", U("system")), b"\x93", U("x"), b"\x85R", proto=4)
+    target = tmp_path / "m.pkl"
+    target.write_bytes(data)
+    out = subprocess.run(
+        [sys.executable, "-m", "modelscan_lite", "scan", "--format", "json", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1
+    import json
+
+    report = json.loads(out.stdout)  # nothing but the report
+    assert report["artifacts"][0]["findings"]

@@ -12,6 +12,8 @@ alone. Evidence is fickling's decompilation of the stream, built only when a fin
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 from dataclasses import replace
 
 from ..limits import Deadline, Limits
@@ -275,8 +277,14 @@ def decompile(src: Source, res: StreamResult) -> str | None:
     try:
         from fickling.fickle import Pickled
 
-        pickled = Pickled.load(data)
-        code = ast.unparse(pickled.ast)
+        # fickling prints warnings about malformed streams on stdout, which carries only
+        # the report: keep whatever it writes out of both streams
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+        ):
+            pickled = Pickled.load(data)
+            code = ast.unparse(pickled.ast)
     except Exception:
         return _summary(res)
     lines = code.splitlines()
