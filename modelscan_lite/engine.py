@@ -394,7 +394,7 @@ def load_rules(directory: str | None = None) -> RuleSet:
             if other not in known:
                 raise RuleError(f"{r.source}: names unknown rule {other}")
     rules.sort(key=lambda r: r.id)
-    return RuleSet(tuple(rules), version, load_allowlist(str(root)))
+    return RuleSet(tuple(rules), version, load_allowlist(str(root), version))
 
 
 class _Defaults(dict[str, str]):

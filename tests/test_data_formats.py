@@ -507,3 +507,12 @@ def test_binary_that_starts_like_an_opcode_stays_unknown(tmp_path: Path) -> None
     bmp = b"BM" + struct.pack("<I", 2 << 20) + os.urandom(2 << 20)
     result = scan_bytes(tmp_path, bmp, "picture.bmp")
     assert result.format != "pickle" and rules_of(result) == set()
+
+
+def test_sniffers_fasttext_head_is_its_magic() -> None:
+    import struct
+
+    from modelscan_lite.formats.fasttext import MAGIC
+    from modelscan_lite.formats.sniff import FASTTEXT_HEAD
+
+    assert struct.pack("<i", MAGIC) == FASTTEXT_HEAD

@@ -31,17 +31,10 @@ import re
 import struct
 
 from ..limits import Deadline, Limits
-from .fasttext import MAGIC as FASTTEXT_MAGIC
-from .fasttext import sniff_fasttext
-from .joblib_zf import sniff_zf
 from .onnx import sniff_onnx
 from .pickle_vm import Reader, walk_stream
 from .pickles import STARTS, sniff_pickle
-from .rawdata import sniff_ggml, sniff_ubjson
-from .sentencepiece import sniff_sentencepiece
-from .spm_charsmap import sniff_charsmap
 from .streams import BytesSource, Source
-from .word2vec import sniff_word2vec
 
 HEAD = 4096
 _IMPORTABLE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -112,6 +105,36 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+# fastText's magic number 793712314 as little-endian int32 (formats/fasttext.py MAGIC)
+FASTTEXT_HEAD = b"\xba\x16O/"
+
+
+def _data_format(head: bytes) -> str | None:
+    """The data formats that are not code, sniffed after every code-capable one. Imported
+    here, not at the top: a scan that never gets this far (most pickles, archives, tensors)
+    does not pay for their modules."""
+    from .fasttext import sniff_fasttext
+    from .rawdata import sniff_ggml, sniff_ubjson
+    from .sentencepiece import sniff_sentencepiece
+    from .spm_charsmap import sniff_charsmap
+    from .word2vec import sniff_word2vec
+
+    if sniff_sentencepiece(head):
+        return "sentencepiece"
+    if sniff_fasttext(head):
+        return "fasttext"
+    if sniff_charsmap(head):
+        return "spm-charsmap"
+    w2v = sniff_word2vec(head)
+    if w2v is not None:
+        return w2v
+    if sniff_ggml(head):
+        return "ggml"
+    if sniff_ubjson(head):
+        return "ubjson"
+    return None
+
+
 def sniff(head: bytes) -> str:
     """The format name for ``head`` (``unknown`` when nothing matches)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -132,10 +155,16 @@ def sniff(head: bytes) -> str:
         return "gguf"
     if head.startswith(b"\x89HDF\r\n\x1a\n"):
         return "hdf5"
-    if head.startswith(b"ZF0x") and sniff_zf(head):
-        return "joblib-zf"
-    if head[:4] == struct.pack("<i", FASTTEXT_MAGIC) and sniff_fasttext(head):
-        return "fasttext"
+    if head.startswith(b"ZF0x"):
+        from .joblib_zf import sniff_zf
+
+        if sniff_zf(head):
+            return "joblib-zf"
+    if head[:4] == FASTTEXT_HEAD:
+        from .fasttext import sniff_fasttext
+
+        if sniff_fasttext(head):
+            return "fasttext"
     if head[4:8] == b"TFL3":
         return "tflite"
     if _is_tar(head):
@@ -154,19 +183,9 @@ def sniff(head: bytes) -> str:
         return "pickle"
     if sniff_onnx(head):
         return "onnx"
-    if sniff_sentencepiece(head):
-        return "sentencepiece"
-    if sniff_fasttext(head):
-        return "fasttext"
-    if sniff_charsmap(head):
-        return "spm-charsmap"
-    w2v = sniff_word2vec(head)
-    if w2v is not None:
-        return w2v
-    if sniff_ggml(head):
-        return "ggml"
-    if sniff_ubjson(head):
-        return "ubjson"
+    data = _data_format(head)
+    if data is not None:
+        return data
     if _is_text(head):
         return "text"
     return "unknown"
