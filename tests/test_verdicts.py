@@ -400,3 +400,22 @@ def test_evidence_builder_never_writes_to_stdout(tmp_path: Path) -> None:
 
     report = json.loads(out.stdout)  # nothing but the report
     assert report["artifacts"][0]["findings"]
+
+
+def test_scipy_distribution_setstate_exec_gadget_is_not_allowed(tmp_path: Path) -> None:
+    """scipy.stats' rv_generic.__setstate__ runs exec(self._parse_arg_template) on a string
+    from the pickled state (scipy 1.17.1 _distn_infrastructure.py:747); the generator refuses
+    every rv_*_gen class, so rebuilding one is an unknown call."""
+    state = pk(
+        GLOBAL("scipy.stats._continuous_distns", "norm_gen"),
+        EMPTY_TUPLE,
+        NEWOBJ,
+        EMPTY_DICT,
+        U("_parse_arg_template"),
+        U("import os; os.system('touch /tmp/x')"),
+        SETITEM,
+        b"b",
+        proto=2,
+    )
+    hit = at_key(scan_bytes(tmp_path, state), "P105", "scipy.stats._continuous_distns.norm_gen")
+    assert hit.severity == Severity.HIGH
