@@ -2062,11 +2062,9 @@ def fam_sklearn(state: State) -> None:
         ]
     )
     generic_families(state, lib, mods, [(bases, "estimator")], cython=True)
-    validation = sys.modules.get("sklearn.utils.validation")
-    if validation is not None:
-        for name, _fn in defined_functions(validation):
-            if name.startswith("check_"):
-                state.add(validation.__name__, name, lib, "sklearn-function", "function")
+    # the one validation helper estimators keep in their state (reviewed; check_memory and
+    # friends create directories and are not offered)
+    state.add("sklearn.utils.validation", "check_array", lib, "sklearn-function", "function")
 
 
 def fam_boosting(state: State) -> None:
@@ -2200,6 +2198,25 @@ def fam_lightning(state: State) -> None:
         generic_families(state, lib, mods, bases)
 
 
+GENSIM_HELPER_FUNCTIONS = [
+    ("gensim.utils", "call_on_class_only"),
+    ("gensim.utils", "identity"),
+    ("gensim.models.phrases", "original_scorer"),
+    ("gensim.models.phrases", "npmi_scorer"),
+    ("gensim.models.tfidfmodel", "df2idf"),
+    ("gensim.models.tfidfmodel", "precompute_idfs"),
+    ("gensim.models.tfidfmodel", "smartirs_normalize"),
+    ("gensim.models.tfidfmodel", "smartirs_wglobal"),
+    ("gensim.models.tfidfmodel", "smartirs_wlocal"),
+    ("gensim.models.ensemblelda", "mass_masking"),
+    ("gensim.models.ensemblelda", "rank_masking"),
+]
+GENSIM_HELPER_CLASSES = [
+    ("gensim.models.ensemblelda", "CBDBSCAN"),
+    ("gensim.models.poincare", "NegativesBuffer"),
+]
+
+
 def fam_gensim(state: State) -> None:
     lib = "gensim"
     if import_quiet("gensim") is None:
@@ -2209,18 +2226,14 @@ def fam_gensim(state: State) -> None:
     bases = resolve_bases(["gensim.utils.SaveLoad"])
     data = resolve_bases(["gensim.models.keyedvectors.CompatVocab", "gensim.models.doc2vec.Doctag"])
     generic_families(state, lib, mods, [(bases, "gensim-model"), (data, "gensim-model")])
-    # helper functions and classes gensim models keep as attributes (hashfxn, scorers,
-    # tf-idf weighting schemes, SaveLoad's `load` placeholder, clustering helpers); each is
-    # judged by the code checks like any candidate
-    for mod in mods:
-        if not mod.__name__.startswith(("gensim.models", "gensim.utils", "gensim.matutils")):
-            continue
-        for name, _fn in defined_functions(mod):
-            if not name.startswith("_"):
-                state.add(mod.__name__, name, lib, "gensim-function", "function")
-        for cls in defined_classes(mod):
-            if not cls.__name__.startswith("_"):
-                state.add(cls.__module__, cls.__qualname__, lib, "gensim-model", "class")
+    # helper functions and classes that gensim models keep as attributes, reviewed one by
+    # one (a whole-module sweep also admitted file writers such as utils.copytree_hardlink):
+    # hashfxn, phrase scorers, tf-idf weighting schemes, SaveLoad's `load` placeholder,
+    # ensemble-LDA masking and clustering helpers, the Poincare negatives buffer
+    for module, name in GENSIM_HELPER_FUNCTIONS:
+        state.add(module, name, lib, "gensim-function", "function")
+    for module, name in GENSIM_HELPER_CLASSES:
+        state.add(module, name, lib, "gensim-model", "class")
 
 
 FAMILIES: list[Callable[[State], None]] = [

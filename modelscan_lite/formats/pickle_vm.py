@@ -69,7 +69,7 @@ class Call:
     (``getattr(os, 'system')`` returns ``os.system``); ``state`` records a later ``BUILD``.
     """
 
-    __slots__ = ("args", "func", "kwargs", "ref", "state")
+    __slots__ = ("args", "func", "hooks", "kwargs", "ref", "state")
 
     def __init__(self, func: Any, args: Any, ref: str | None = None) -> None:
         self.func = func
@@ -77,6 +77,9 @@ class Call:
         self.kwargs: Any = None
         self.ref = ref
         self.state: Any = None
+        # entries SETITEM(S) put in this object (a mapping) under keys the unpickler later
+        # calls as methods, or under computed keys; see PickleWalker._mapping_items
+        self.hooks: list[tuple[Any, Any]] | None = None
 
     def __repr__(self) -> str:
         return _short(self, 240)
@@ -192,17 +195,31 @@ class Dct:
                     self.total = -1  # marks "cannot be checked" for BUILD
         return work
 
+    def pairs(self) -> list[tuple[Any, Any]] | None:
+        """Every (key, value) kept, in order; None when the contents were not kept."""
+        if self.parts is None or self.total < 0 or len(self.parts) >= CONTAINER_CAP:
+            return None
+        return [(k, v) for flat in self.parts for k, v in zip(flat[0::2], flat[1::2], strict=False)]
+
+    def has_key(self, key: str) -> bool:
+        return any(k == key for k, _ in self.pairs() or ())
+
     def hooks(self) -> list[tuple[str, Any]] | None:
         """The entries whose keys name methods the unpickler looks up on the instance and
-        calls (see :data:`CALLED_KEYS`); None when the contents were not kept."""
+        calls (see :data:`CALLED_KEYS`); None when the contents were not kept or a key is
+        computed at load time (it could be any of them)."""
         if self.parts is None or self.total < 0:
             return None
-        return [
-            (k, v)
-            for flat in self.parts
-            for k, v in zip(flat[0::2], flat[1::2], strict=False)
-            if type(k) is str and k in CALLED_KEYS
-        ]
+        out = []
+        for flat in self.parts:
+            for k, v in zip(flat[0::2], flat[1::2], strict=False):
+                tk = type(k)
+                if tk is str:
+                    if k in CALLED_KEYS:
+                        out.append((k, v))
+                elif tk is Call or tk is Opaque or tk is Blob:
+                    return None
+        return out
 
     def drop(self) -> None:
         self.parts = None
@@ -240,7 +257,24 @@ _CONTAINERS = frozenset({Seq, Dct})
 # ``inst.__setstate__(state)``; APPEND/APPENDS/ADDITEMS on a non-list/set call ``append``,
 # ``extend``, ``add``; ``__class__`` set through a slot state makes a later BUILD call the new
 # class's ``__setstate__``. A BUILD state that sets one of them sets what a later opcode calls.
-CALLED_KEYS = frozenset({"__setstate__", "append", "extend", "add", "__class__"})
+# dict(obj) and OrderedDict(obj) call ``obj.keys()``; file-like protocols call ``read``,
+# ``readline``, ``write``.
+CALLED_KEYS = frozenset(
+    {
+        "__setstate__",
+        "append",
+        "extend",
+        "add",
+        "__class__",
+        "keys",
+        "items",
+        "values",
+        "update",
+        "read",
+        "readline",
+        "write",
+    }
+)
 _HEAVY = frozenset({Seq, Dct, tuple})  # items that can make a container's tree grow
 TREE_CAP = 1 << 62
 TUPLE_TREES = 4096  # heavy tuples remembered (the heaviest are kept)
@@ -831,6 +865,64 @@ def _text_int(line: bytes, long: bool) -> Any:
             raise PickleError("pickle-invalid", "INT/LONG argument is not a number") from None
 
 
+def _mapping_items(target: Call, flat: list[Any] | tuple[Any, ...]) -> None:
+    """SETITEM(S) on an object built by a call (an OrderedDict, a dict subclass): keep the
+    entries whose keys the unpickler may later call as methods when the object is used as
+    a BUILD state (see :data:`CALLED_KEYS`), and computed keys (they could be any)."""
+    for i in range(0, len(flat) - 1, 2):
+        k = flat[i]
+        tk = type(k)
+        if (tk is str and k in CALLED_KEYS) or tk is Call or tk is Opaque or tk is Blob:
+            hooks = target.hooks
+            if hooks is None:
+                hooks = target.hooks = []
+            if len(hooks) < CONTAINER_CAP:
+                hooks.append((k, flat[i + 1]))
+
+
+# mapping types a stream can build as a BUILD state from a list of pairs
+_MAPPING_CTORS = frozenset(
+    {"builtins.dict", "collections.OrderedDict", "collections.defaultdict", "collections.Counter"}
+)
+
+
+def _call_state_hooks(state: Any) -> list[tuple[Any, Any]] | None:
+    """The method-name entries of a BUILD state that is an object built by a call: what
+    SETITEM(S) put in it, plus, for a mapping built from a list of pairs (``dict(pairs)``),
+    the pairs. None when the pairs were not kept."""
+    if type(state) is not Call:
+        return []
+    hooks = list(state.hooks or ())
+    if ref_of(state.func) in _MAPPING_CTORS and type(state.args) is tuple:
+        for arg in state.args:
+            if type(arg) is Seq or type(arg) is tuple:
+                pairs: Any = arg
+                if type(arg) is Seq:
+                    if arg.items is None or arg.total > len(arg.items):
+                        return None
+                    pairs = arg.items
+                for pair in pairs:
+                    if type(pair) is tuple and len(pair) == 2:
+                        _mapping_items_into(hooks, pair)
+                    elif type(pair) is not tuple:
+                        return None
+            elif type(arg) is Dct:
+                inner = arg.hooks()
+                if inner is None:
+                    return None
+                hooks.extend(inner)
+            elif arg is not None and not isinstance(arg, (int, str)):
+                return None
+    return hooks
+
+
+def _mapping_items_into(hooks: list[tuple[Any, Any]], pair: tuple[Any, Any]) -> None:
+    k = pair[0]
+    tk = type(k)
+    if (tk is str and k in CALLED_KEYS) or tk is Call or tk is Opaque or tk is Blob:
+        hooks.append(pair)
+
+
 def _persistent_class(func: Any) -> Any:
     """Legacy ``torch.save`` stores a module's class as the persistent id
     ``('module', cls, source_file, source)``, and its loader returns ``cls``
@@ -920,17 +1012,22 @@ class PickleWalker:
         g.count += 1
         return glob
 
-    def _called(self, func: Any, args: Any, offset: int, opcode: str, depth: int = 0) -> Call:
+    def _called(
+        self, func: Any, args: Any, offset: int, opcode: str, depth: int = 0, kwargs: Any = None
+    ) -> Call:
         func = _persistent_class(func)
         if type(func) is Call and ref_of(func.func) in _PARTIALS and depth < MAX_PARTIAL_DEPTH:
-            # calling partial(f, *a) with b calls f(*a, *b); the call with no b was judged
-            # when the partial was built
+            # calling partial(f, *a, **k) with b calls f(*a, *b, **k); the call with no b was
+            # judged when the partial was built
             fargs = func.args if type(func.args) is tuple else ()
-            if fargs and type(args) is tuple and args:
-                self._called(fargs[0], (*fargs[1:], *args), offset, opcode, depth + 1)
+            if fargs and ((type(args) is tuple and args) or kwargs is not None):
+                extra = args if type(args) is tuple else ()
+                merged = kwargs if kwargs is not None else func.kwargs
+                self._called(fargs[0], (*fargs[1:], *extra), offset, opcode, depth + 1, merged)
             return Call(func, args)
         callee, produced = _resolve_call(func, args)
         call = Call(func, args, produced)
+        call.kwargs = kwargs
         if callee is None:
             if type(func) is Call:
                 self._anomaly(
@@ -963,12 +1060,52 @@ class PickleWalker:
             through = _call_through_table().get((func.module, func.qualname))
             if through is not None:
                 self._check_call_through(through, call, offset, opcode)
+                if kwargs is not None:
+                    self._check_keywords(through, kwargs, offset, opcode)
             bound = func.name in _PARTIALS and type(args) is tuple and args
             if bound and depth < MAX_PARTIAL_DEPTH:
                 # the partial calls its function with the bound arguments later (defaultdict
                 # factory, __setstate__, a user's call): judge that call now
-                self._called(args[0], tuple(args[1:]), offset, "partial", depth + 1)
+                self._called(args[0], tuple(args[1:]), offset, "partial", depth + 1, kwargs)
         return call
+
+    def _check_keywords(self, through: CallThrough, kwargs: Any, offset: int, op: str) -> None:
+        """Keyword arguments of a call-through (NEWOBJ_EX, a partial's keywords): the table
+        names positions, so every keyword value is judged by the strictest use the callable
+        makes of any argument. Keywords the walker cannot read cannot be checked."""
+        callee = f"{through.identity[0]}.{through.identity[1]}"
+        if kwargs is None or (type(kwargs) is Dct and kwargs.total == 0):
+            return
+        pairs = kwargs.pairs() if type(kwargs) is Dct else None
+        if pairs is None:
+            self._unchecked(callee, "keyword arguments", kwargs, offset)
+            return
+        uses = set(through.args.values())
+        for key, value in pairs:
+            tv = type(value)
+            if tv is Global and uses & {"calls", "class"}:
+                self._mark_called(value, f"{callee}({key}={value.name})", offset, op)
+            elif tv is Blob or isinstance(value, bytes):
+                if "payload" in uses:
+                    self._embed(value, callee, offset)
+            elif (tv is Opaque or (tv is Call and ref_of(value.func) not in _PARTIALS)) and (
+                uses & {"calls", "class", "payload"}
+            ):
+                self._unchecked(callee, f"its keyword {key}", value, offset)
+
+    def _mark_called(self, value: Global, shown: str, offset: int, op: str) -> None:
+        used = self.res.globals.get(value.key) or self.res.globals.setdefault(
+            value.key, GlobalUse(value.name, offset, op, value.name, value.module, value.qualname)
+        )
+        used.called += 1
+        used.inits += 1
+        used.first_call = used.first_call or shown
+
+    def _embed(self, blob: Any, loader: str, offset: int) -> None:
+        if type(blob) is Blob:
+            self.res.embedded.append((blob.offset, blob.length, loader, None))
+        elif isinstance(blob, bytes):
+            self.res.embedded.append((offset, len(blob), loader, blob))
 
     def _build(self, obj: Call, state: Any, offset: int) -> None:
         """``BUILD`` on an object made by a call. ``partial.__setstate__((f, args, kw, d))``
@@ -978,25 +1115,46 @@ class PickleWalker:
         if ref_of(obj.func) in _PARTIALS:
             if type(state) is tuple and state:
                 bound = state[1] if len(state) > 1 and type(state[1]) is tuple else ()
+                keywords = state[2] if len(state) > 2 and state[2] is not None else None
                 obj.args = (state[0], *bound)
-                self._called(state[0], bound, offset, "partial")
+                obj.kwargs = keywords
+                self._called(state[0], bound, offset, "partial", kwargs=keywords)
             return
-        dicts = [state] if type(state) is Dct else []
         if type(state) is tuple and len(state) == 2:  # (dict state, slot state)
-            dicts = [d for d in state if type(d) is Dct]
+            dicts = [d for d in state if d is not None]
+            slots = state[1]
+            if type(slots) is Dct and slots.has_key("__dict__"):
+                # setattr(obj, '__dict__', d) swaps in a dict whose later contents the
+                # walker does not follow
+                self._unchecked("BUILD", "a slot state that replaces __dict__", slots, offset)
+        elif type(state) in (Dct, Call):
+            dicts = [state]
+        else:
+            dicts = []
         for d in dicts:
-            hooks = d.hooks()
+            hooks = d.hooks() if type(d) is Dct else _call_state_hooks(d)
             if hooks is None:
-                self._unchecked("BUILD", "dict", d, offset)
+                # a state the walker cannot read key by key (nested elsewhere, keys computed,
+                # a mapping built from pairs it did not keep): what it sets cannot be checked
+                if type(d) is not Dct or d.total:
+                    self._unchecked("BUILD", "a state it cannot read key by key", d, offset)
+                continue
+            if any(type(k) is not str for k, _ in hooks):
+                self._unchecked("BUILD", "a state with keys computed at load time", d, offset)
                 continue
             for key, value in hooks:
-                if type(value) is Global and (
-                    value.name in NESTED_LOADERS
-                    or (value.module, value.qualname) in _call_through_table()
-                ):
-                    # what a later opcode passes to it is not paired with this BUILD
-                    self._unchecked("BUILD", key, value, offset)
-                self._called(value, (), offset, f"BUILD sets `{key}`")
+                tv = type(value)
+                if tv is Global:
+                    if value.name in NESTED_LOADERS or (
+                        (value.module, value.qualname) in _call_through_table()
+                    ):
+                        # what a later opcode passes to it is not paired with this BUILD
+                        self._unchecked(
+                            "BUILD", f"state {key} set to a call-through", value, offset
+                        )
+                    self._mark_called(value, f"BUILD sets `{key}` to {value.name}", offset, "BUILD")
+                elif tv is Opaque:
+                    self._unchecked("BUILD", f"state {key}", value, offset)
         if type(obj.func) is Global and type(state) is Dct:
             self._check_state(obj.func, state, offset)
 
@@ -1067,7 +1225,7 @@ class PickleWalker:
                     used.first_call = used.first_call or f"{callee} state {key}={value.name}"
             elif use == "sibling-file":
                 if not isinstance(value, str):
-                    self._unchecked(callee, key, value, offset)
+                    self._unchecked(callee, f"its state {key}", value, offset)
                 else:
                     self.res.file_refs.append((offset, callee, value))
 
@@ -1075,7 +1233,7 @@ class PickleWalker:
         self._anomaly(
             "pickle-unchecked-call-through",
             offset,
-            f"`{callee}` uses its {'argument' if isinstance(where, int) else 'state'} {where} "
+            f"`{callee}` uses {f'its argument {where}' if isinstance(where, int) else where} "
             f"({_short(value, 80)}), which cannot be checked",
         )
 
@@ -1235,6 +1393,8 @@ class PickleWalker:
                                 exp_limit = self._grew(
                                     target.tree, work, ops, base + pos - 1 - start
                                 )
+                        elif type(target) is Call:
+                            _mapping_items(target, items)
                         # state dicts: name -> rebuild call (a plain dict or an OrderedDict)
                         if (
                             len(items) > 1
@@ -1334,6 +1494,8 @@ class PickleWalker:
                         work = target.set_many((k, v), trees)
                         if work or target.tree > exp_limit:
                             exp_limit = self._grew(target.tree, work, ops, base + pos - 1 - start)
+                    elif type(target) is Call:
+                        _mapping_items(target, (k, v))
                     if type(v) is Call and (type(target) is Dct or type(target) is Call):
                         self._record_tensors((k, v))
                 elif op == 0x61:  # APPEND
@@ -1430,8 +1592,9 @@ class PickleWalker:
                         raise PickleError("pickle-stack-underflow", "NEWOBJ_EX needs three items")
                     kwargs = stack.pop()
                     args = stack.pop()
-                    call = self._called(stack[-1], args, base + pos - 1 - start, "NEWOBJ_EX")
-                    call.kwargs = kwargs
+                    call = self._called(
+                        stack[-1], args, base + pos - 1 - start, "NEWOBJ_EX", kwargs=kwargs
+                    )
                     stack[-1] = call
                 elif op == 0x95:  # FRAME
                     if pos + 8 > blen:
