@@ -855,19 +855,11 @@ def _denylist_patterns() -> list[str]:
 
 
 def _glob_regex(pattern: str) -> re.Pattern[str]:
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^.]*")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("^" + "".join(out) + "$")
+    """A denylist glob with the engine's own semantics (``*`` one dotted component, ``**``
+    across dots)."""
+    from modelscan_lite.engine import glob_to_regex
+
+    return re.compile("^" + glob_to_regex(pattern) + "$")
 
 
 @dataclass

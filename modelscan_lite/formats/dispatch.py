@@ -184,13 +184,6 @@ def dispatch_stream(
     """Sniff and parse a forward-only stream; random-access formats are read into memory."""
     try:
         head = src.read(HEAD)
-    except BudgetExceeded as exc:
-        ctx.anomaly(exc.what, where, exc.detail)
-        return "unknown"
-    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
-        return "unknown"
-    try:
         head, fmt = _decide(head, src.read, len(head) < HEAD)
     except BudgetExceeded as exc:
         ctx.anomaly(exc.what, where, exc.detail)
