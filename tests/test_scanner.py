@@ -76,7 +76,7 @@ def test_findings_before_a_crash_survive(tmp_path: Path, monkeypatch: pytest.Mon
 def test_config_from_pyproject(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.modelscan-lite]\nfail-on = "critical"\nignore = ["P104"]\n'
-        'allow-globals = ["mylib.models.*"]\nseverity = { P105 = "low" }\n'
+        'allow-globals = ["mylib.models.Net"]\nseverity = { P105 = "low" }\n'
         'per-path-ignores = { "*/vendor/*" = ["P1"] }\n'
     )
     cfg = load_config(start=tmp_path)
