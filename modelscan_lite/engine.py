@@ -31,6 +31,7 @@ from .allowlist import Allowlist, Identity, load_allowlist
 from .model import Fact, Finding, Location, Severity
 
 RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
+RULES_VERSION = re.compile(r"^[0-9a-f]{12}$")
 RULE_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 FAMILY_DIRS = {
     "P": "pickle",
@@ -322,7 +323,61 @@ def _cache_file(digest: str) -> Path | None:
     return Path(base) / "modelscan-lite" / f"rules-{digest}.json"
 
 
-def _parsed_rule_data(texts: list[tuple[str, str]], digest: str) -> list[Any]:
+def _content_version(texts: list[tuple[str, str]], data_files: list[Path]) -> str:
+    """A 48-bit checksum of every rule file and data file: zlib is already loaded, while
+    hashlib's OpenSSL start-up costs a tiny scan ~4 ms."""
+    crc, adler = 0, 1
+    for rel, text in texts:
+        blob = rel.rsplit("/", 1)[-1].encode() + b"\0" + text.encode()
+        crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
+    for data_file in data_files:
+        blob = data_file.name.encode() + b"\0" + data_file.read_bytes()
+        crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
+    return f"{crc:08x}{adler & 0xFFFF:04x}"
+
+
+def _stat_key(paths: list[Path], data_files: list[Path]) -> str | None:
+    """Names, sizes, mtimes and inodes of the rule and data files: a cheap key under which
+    the content version is remembered, so a start-up does not read 1.5 MB to checksum it."""
+    crc = 0
+    try:
+        for path in (*paths, *data_files):
+            st = path.stat()
+            crc = zlib.crc32(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\n".encode(), crc)
+    except OSError:
+        return None
+    return f"{crc:08x}{len(paths) + len(data_files):04x}"
+
+
+def _indexed_version(paths: list[Path], data_files: list[Path]) -> str | None:
+    key = _stat_key(paths, data_files)
+    cache = _cache_file(f"index-{key}") if key else None
+    if cache is None:
+        return None
+    try:
+        version = cache.read_text(encoding="ascii").strip()
+    except (OSError, ValueError):
+        return None
+    return version if RULES_VERSION.match(version) else None
+
+
+def _write_index(paths: list[Path], data_files: list[Path], version: str) -> None:
+    key = _stat_key(paths, data_files)
+    cache = _cache_file(f"index-{key}") if key else None
+    if cache is None:
+        return
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(version, encoding="ascii")
+        os.replace(tmp, cache)
+    except OSError:
+        pass  # a read-only home is fine: the cache is an optimisation
+
+
+def _parsed_rule_data(
+    rels: list[str], paths: list[Path], texts: list[tuple[str, str]] | None, digest: str
+) -> list[Any]:
     """The YAML documents, from a JSON cache keyed by the rule files' content digest.
 
     Importing and running the YAML parser costs ~50 ms per process, most of a tiny scan; the
@@ -332,10 +387,12 @@ def _parsed_rule_data(texts: list[tuple[str, str]], digest: str) -> list[Any]:
     if cache is not None:
         try:
             cached = json.loads(cache.read_text(encoding="utf-8"))
-            if isinstance(cached, list) and len(cached) == len(texts):
+            if isinstance(cached, list) and len(cached) == len(rels):
                 return cached
         except (OSError, ValueError):
             pass
+    if texts is None:
+        texts = [(rel, p.read_text(encoding="utf-8")) for rel, p in zip(rels, paths, strict=True)]
     out = []
     for rel, text in texts:
         try:
@@ -356,26 +413,22 @@ def _parsed_rule_data(texts: list[tuple[str, str]], digest: str) -> list[Any]:
 @lru_cache(maxsize=4)
 def load_rules(directory: str | None = None) -> RuleSet:
     root = Path(directory) if directory else rules_dir()
-    # The version (and cache key) is a 48-bit content checksum: zlib is already loaded,
-    # while hashlib's OpenSSL start-up costs a tiny scan ~4 ms.
-    crc, adler = 0, 1
-    texts: list[tuple[str, str]] = []
     paths = sorted(root.glob("*/*.yaml"))
-    for path in paths:
-        text = path.read_text(encoding="utf-8")
-        blob = path.name.encode() + b"\0" + text.encode()
-        crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
-        texts.append((f"{path.parent.name}/{path.name}", text))
-    data_files = [
-        *(root / "allowlist").glob("*.json"),
-        *(root / "onnx" / "known-ops").glob("*.json"),
-    ]
-    for data_file in sorted(data_files):
-        blob = data_file.name.encode() + b"\0" + data_file.read_bytes()
-        crc, adler = zlib.crc32(blob, crc), zlib.adler32(blob, adler)
-    version = f"{crc:08x}{adler & 0xFFFF:04x}"
+    data_files = sorted(
+        [*(root / "allowlist").glob("*.json"), *(root / "onnx" / "known-ops").glob("*.json")]
+    )
+    rels = [f"{path.parent.name}/{path.name}" for path in paths]
+    version = _indexed_version(paths, data_files)
+    texts: list[tuple[str, str]] | None = None
+    if version is None:
+        texts = [
+            (rel, path.read_text(encoding="utf-8")) for rel, path in zip(rels, paths, strict=True)
+        ]
+        version = _content_version(texts, data_files)
+        _write_index(paths, data_files, version)
     rules: list[Rule] = []
-    for path, (rel, _), data in zip(paths, texts, _parsed_rule_data(texts, version), strict=True):
+    parsed = _parsed_rule_data(rels, paths, texts, version)
+    for path, rel, data in zip(paths, rels, parsed, strict=True):
         rule = parse_rule(data, rel)
         if path.name != f"{rule.id}-{rule.name}.yaml":
             raise RuleError(f"{rel}: file name must be {rule.id}-{rule.name}.yaml")

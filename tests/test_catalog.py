@@ -144,3 +144,31 @@ def test_rule_directory_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_the_rule_builder_makes_a_valid_rule() -> None:
     assert parse_rule(_rule(), "pickle/P199-x.yaml").id == "P199"
+
+
+def test_rules_version_follows_file_changes_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version is remembered under the files' sizes, mtimes and inodes; an edit to a
+    rule or to the allowlist data must give a new version, never the remembered one."""
+    import shutil
+
+    from modelscan_lite.engine import rules_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("MODELSCAN_LITE_NO_CACHE", raising=False)
+    root = tmp_path / "rules"
+    shutil.copytree(rules_dir(), root)
+    first = load_rules(str(root)).version
+    load_rules.cache_clear()
+    assert load_rules(str(root)).version == first  # from the index
+    rule = next(root.glob("pickle/P101-*.yaml"))
+    rule.write_text(rule.read_text() + "\n# edited\n")
+    load_rules.cache_clear()
+    second = load_rules(str(root)).version
+    assert second != first
+    data = root / "allowlist" / "call-through.json"
+    data.write_text(data.read_text() + "\n")
+    load_rules.cache_clear()
+    assert load_rules(str(root)).version not in (first, second)
+    load_rules.cache_clear()
