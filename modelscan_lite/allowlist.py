@@ -97,6 +97,11 @@ class Allowlist:
     def call_throughs(self) -> dict[Identity, CallThrough]:
         return _load_call_throughs(self.root)[0]
 
+    @property
+    def reconstruct_only(self) -> frozenset[str]:
+        """Reason families whose classes may be rebuilt but not called."""
+        return _load_call_throughs(self.root)[1]
+
     def allows(self, module: str, qualname: str, *, init: bool = False) -> bool:
         """True when the identity is allowed; with ``init`` (the stream calls it, so a class's
         ``__init__`` runs with the file's arguments), entries of a reconstruct-only family

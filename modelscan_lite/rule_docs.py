@@ -71,7 +71,60 @@ def render_readme(ruleset: RuleSet) -> str:
         out.append("")
         for r in rules:
             out.append(render_rule(r, heading="###"))
+    out.extend(render_call_throughs(ruleset))
     return "\n".join(out).rstrip() + "\n"
+
+
+_USES = {
+    "calls": "called: must be an allowed identity (P105/P101-P104 otherwise)",
+    "class": "instantiated: must be an allowed identity",
+    "payload": "deserialized: scanned as a nested artifact",
+    "resolves-module": "imported by name: judged as an import",
+    "resolves-name": "imported by name: judged as an import",
+    "sibling-file": "a file read next to the pickle: named (P402) or escaping (P401)",
+}
+
+
+def render_call_throughs(ruleset: RuleSet) -> list[str]:
+    """The allowed call-throughs and how the walker checks each (P105, P109, P401, P402),
+    from ``rules/allowlist/call-through*.json``; Cython reconstructors are counted."""
+    throughs = ruleset.allowlist.call_throughs
+    cython = sorted(i for i in throughs if i[1].startswith("__pyx_unpickle_"))
+    out = [
+        "## Allowed call-throughs",
+        "",
+        "Allowed callables that call, instantiate, import, deserialize or read what they are",
+        "given, and how the pickle walker checks that argument (P105, P109, P401, P402). From",
+        "`rules/allowlist/call-through.json`; positions are 0-based; a keyword argument is",
+        "judged by the strictest use of any position.",
+        "",
+        "| callable | argument | checked as | why | source |",
+        "|---|---|---|---|---|",
+    ]
+    for ident in sorted(throughs):
+        if ident in cython:
+            continue
+        ct = throughs[ident]
+        uses = [(str(k), u) for k, u in ct.args.items()] + [
+            (f"state `{k}`", u) for k, u in ct.state.items()
+        ]
+        for where, use in uses:
+            out.append(
+                f"| `{ident[0]}.{ident[1]}` | {where} | {_USES[use]} | {ct.why} | {ct.source} |"
+            )
+    out += [
+        "",
+        f"And {len(cython)} Cython reconstructors (`__pyx_unpickle_<Class>(type, checksum, "
+        "state)` runs `<Class>.__new__(type)`): argument 0 is instantiated and must be an "
+        "allowed identity (`rules/allowlist/call-through-cython.json`).",
+        "",
+        "Reconstruct-only reason families (rebuilt with `__new__` and a state; a stream that "
+        "calls one runs its constructor with the file's arguments, P105): "
+        + ", ".join(f"`{r}`" for r in sorted(ruleset.allowlist.reconstruct_only))
+        + ".",
+        "",
+    ]
+    return out
 
 
 def main() -> None:
