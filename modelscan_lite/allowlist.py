@@ -91,7 +91,7 @@ class Allowlist:
     def entries(self) -> dict[str, dict[str, str]]:
         """module -> {allowed qualname: reason family} (every module parsed: for tests)."""
         table = _load_entries(self.root, self.version)
-        return {m: table.module(m) for m in table.blobs}
+        return {m: table.module(m) for m in table.modules}
 
     @property
     def call_throughs(self) -> dict[Identity, CallThrough]:
@@ -175,21 +175,34 @@ def _call_throughs(data: dict[str, Any]) -> dict[Identity, CallThrough]:
 
 
 class _Entries:
-    """The allowlist as one text blob per module (``qualname<TAB>reason`` lines), parsed
-    into a dict only for the modules a scan meets. The blobs come from a text cache keyed by
-    the rules version: parsing the 1 MB JSON costs ~35 ms, splitting the cache ~1-2 ms."""
+    """The allowlist as one text, a ``<RS>module<US>blob`` record per module where a blob is
+    ``qualname<TAB>reason`` lines; a module's record is found with ``str.find`` and parsed
+    into a dict only for the modules a scan meets. The text comes from a cache keyed by the
+    rules version: parsing the 1 MB JSON costs ~35 ms, reading the cache ~1 ms."""
 
-    __slots__ = ("blobs", "parsed")
+    __slots__ = ("parsed", "text")
 
-    def __init__(self, blobs: dict[str, str]) -> None:
-        self.blobs = blobs
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.parsed: dict[str, dict[str, str]] = {}
+
+    @property
+    def modules(self) -> list[str]:
+        return [rec.split(_FIELD, 1)[0] for rec in self.text.split(_RECORD) if rec]
 
     def module(self, name: str) -> dict[str, str]:
         table = self.parsed.get(name)
         if table is None:
-            blob = self.blobs.get(name, "")
-            table = dict(line.split("\t", 1) for line in blob.split("\n")) if blob else {}
+            text = self.text
+            # a name from a scanned file never contains the separators the search relies on
+            bad = _RECORD in name or _FIELD in name
+            at = -1 if bad else text.find(f"{_RECORD}{name}{_FIELD}")
+            table = {}
+            if at >= 0:
+                start = at + len(name) + 2
+                end = text.find(_RECORD, start)
+                blob = text[start : end if end >= 0 else len(text)]
+                table = dict(line.split("\t", 1) for line in blob.split("\n"))
             self.parsed[name] = table
         return table
 
@@ -201,32 +214,34 @@ def _cache_path(version: str) -> Path | None:
     if not version or os.environ.get("MODELSCAN_LITE_NO_CACHE"):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "modelscan-lite" / f"allowlist-{version}.txt"
+    return Path(base) / "modelscan-lite" / f"allowlist-{version}.records"
 
 
 @lru_cache(maxsize=4)
 def _load_entries(rules_root: str, version: str = "") -> _Entries:
-    """The blobs from the cache (plain text: ``module<US>blob`` records split by ``<RS>``;
-    str.split is all it takes to read), or from the JSON, writing the cache."""
+    """The entries text from the cache, or from the JSON, writing the cache."""
     cache = _cache_path(version)
     if cache is not None:
         try:
-            text = cache.read_text(encoding="utf-8")
-            return _Entries(dict(rec.split(_FIELD, 1) for rec in text.split(_RECORD) if rec))
+            return _Entries(cache.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             pass
     path = Path(rules_root) / "allowlist" / "pickle-globals.json"
     table = _entries(_read_json(path)) if path.is_file() else {}
-    blobs = {m: "\n".join(f"{q}\t{r}" for q, r in names.items()) for m, names in table.items()}
+    text = "".join(
+        f"{_RECORD}{m}{_FIELD}" + "\n".join(f"{q}\t{r}" for q, r in names.items())
+        for m, names in table.items()
+        if names
+    )
     if cache is not None:
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(_RECORD.join(f"{m}{_FIELD}{b}" for m, b in blobs.items()), "utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, cache)
         except OSError:
             pass  # a read-only home is fine: the cache is an optimisation
-    return _Entries(blobs)
+    return _Entries(text)
 
 
 @lru_cache(maxsize=4)

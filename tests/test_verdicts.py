@@ -419,3 +419,11 @@ def test_scipy_distribution_setstate_exec_gadget_is_not_allowed(tmp_path: Path) 
     )
     hit = at_key(scan_bytes(tmp_path, state), "P105", "scipy.stats._continuous_distns.norm_gen")
     assert hit.severity == Severity.HIGH
+
+
+def test_allowlist_lookup_is_exact_for_hostile_module_names(tmp_path: Path) -> None:
+    allowlist = load_rules().allowlist
+    assert allowlist.allows("torch._utils", "_rebuild_tensor_v2")
+    for module in ("torch._utils\x1f", "\x1etorch._utils", "torch._util", "torch._utils\n"):
+        assert not allowlist.allows(module, "_rebuild_tensor_v2"), repr(module)
+    assert not allowlist.allows("torch._utils", "_rebuild_tensor_v2\ttensor-rebuild")

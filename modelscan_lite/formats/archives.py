@@ -166,7 +166,7 @@ def _strong_format(head: bytes, depth: int) -> str | None:
     from .pickles import sniff_pickle
     from .sniff import sniff
 
-    fmt = sniff(head)
+    fmt = sniff(head, data_formats=False)
     if fmt == "pickle":
         strong = head[:1] == b"\x80" and sniff_pickle(head, strict=True)
         return f"a pickle (protocol {head[1]})" if strong else None

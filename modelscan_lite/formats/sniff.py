@@ -105,6 +105,9 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+# the shortest head a data-format sniffer decides on (a word2vec text header "N D\n" and a
+# first vector line; every binary format has a longer fixed header)
+MIN_DATA_HEAD = 8
 # fastText's magic number 793712314 as little-endian int32 (formats/fasttext.py MAGIC)
 FASTTEXT_HEAD = b"\xba\x16O/"
 
@@ -135,8 +138,9 @@ def _data_format(head: bytes) -> str | None:
     return None
 
 
-def sniff(head: bytes) -> str:
-    """The format name for ``head`` (``unknown`` when nothing matches)."""
+def sniff(head: bytes, *, data_formats: bool = True) -> str:
+    """The format name for ``head`` (``unknown`` when nothing matches). ``data_formats=False``
+    stops after the code-capable formats (storage members only ask whether they are one)."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return "zip"
     if head.startswith(b"7z\xbc\xaf\x27\x1c"):
@@ -183,9 +187,10 @@ def sniff(head: bytes) -> str:
         return "pickle"
     if sniff_onnx(head):
         return "onnx"
-    data = _data_format(head)
-    if data is not None:
-        return data
+    if data_formats and len(head) >= MIN_DATA_HEAD:
+        data = _data_format(head)
+        if data is not None:
+            return data
     if _is_text(head):
         return "text"
     return "unknown"
