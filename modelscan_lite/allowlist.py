@@ -23,11 +23,12 @@ names are mapped (``_compat_pickle``). Users extend the allowlist with exact nam
 from __future__ import annotations
 
 import json
-import os
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from .cache import read_cache, write_cache
 
 Identity = tuple[str, str]
 _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -210,22 +211,13 @@ class _Entries:
 _RECORD, _FIELD = "\x1e", "\x1f"  # ASCII record and unit separators
 
 
-def _cache_path(version: str) -> Path | None:
-    if not version or os.environ.get("MODELSCAN_LITE_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "modelscan-lite" / f"allowlist-{version}.records"
-
-
 @lru_cache(maxsize=4)
 def _load_entries(rules_root: str, version: str = "") -> _Entries:
     """The entries text from the cache, or from the JSON, writing the cache."""
-    cache = _cache_path(version)
-    if cache is not None:
-        try:
-            return _Entries(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
+    name = f"allowlist-{version}.records"
+    cached = read_cache(name) if version else None
+    if cached is not None:
+        return _Entries(cached)
     path = Path(rules_root) / "allowlist" / "pickle-globals.json"
     table = _entries(_read_json(path)) if path.is_file() else {}
     text = "".join(
@@ -233,14 +225,8 @@ def _load_entries(rules_root: str, version: str = "") -> _Entries:
         for m, names in table.items()
         if names
     )
-    if cache is not None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, cache)
-        except OSError:
-            pass  # a read-only home is fine: the cache is an optimisation
+    if version:
+        write_cache(name, text)
     return _Entries(text)
 
 

@@ -17,8 +17,8 @@ Rule files are validated structurally here (cheaply, at every start) and against
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import zlib
 from collections.abc import Iterable, Sequence
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .allowlist import Allowlist, Identity, load_allowlist
+from .cache import read_cache, write_cache
 from .model import Fact, Finding, Location, Severity
 
 RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
@@ -316,13 +317,6 @@ class RuleSet:
         return self.by_id().get(rule_id.upper())
 
 
-def _cache_file(digest: str) -> Path | None:
-    if os.environ.get("MODELSCAN_LITE_NO_CACHE"):
-        return None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "modelscan-lite" / f"rules-{digest}.json"
-
-
 def _content_version(texts: list[tuple[str, str]], data_files: list[Path]) -> str:
     """A 48-bit checksum of every rule file and data file: zlib is already loaded, while
     hashlib's OpenSSL start-up costs a tiny scan ~4 ms."""
@@ -351,28 +345,14 @@ def _stat_key(paths: list[Path], data_files: list[Path]) -> str | None:
 
 def _indexed_version(paths: list[Path], data_files: list[Path]) -> str | None:
     key = _stat_key(paths, data_files)
-    cache = _cache_file(f"index-{key}") if key else None
-    if cache is None:
-        return None
-    try:
-        version = cache.read_text(encoding="ascii").strip()
-    except (OSError, ValueError):
-        return None
+    version = (read_cache(f"rules-index-{key}") or "").strip() if key else ""
     return version if RULES_VERSION.match(version) else None
 
 
 def _write_index(paths: list[Path], data_files: list[Path], version: str) -> None:
     key = _stat_key(paths, data_files)
-    cache = _cache_file(f"index-{key}") if key else None
-    if cache is None:
-        return
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(version, encoding="ascii")
-        os.replace(tmp, cache)
-    except OSError:
-        pass  # a read-only home is fine: the cache is an optimisation
+    if key:
+        write_cache(f"rules-index-{key}", version)
 
 
 def _parsed_rule_data(
@@ -383,13 +363,14 @@ def _parsed_rule_data(
     Importing and running the YAML parser costs ~50 ms per process, most of a tiny scan; the
     cache holds the same data as JSON and cannot go stale since its name is the content hash.
     """
-    cache = _cache_file(digest)
-    if cache is not None:
+    name = f"rules-{digest}.json"
+    text = read_cache(name)
+    if text is not None:
         try:
-            cached = json.loads(cache.read_text(encoding="utf-8"))
+            cached = json.loads(text)
             if isinstance(cached, list) and len(cached) == len(rels):
                 return cached
-        except (OSError, ValueError):
+        except ValueError:
             pass
     if texts is None:
         texts = [(rel, p.read_text(encoding="utf-8")) for rel, p in zip(rels, paths, strict=True)]
@@ -399,14 +380,9 @@ def _parsed_rule_data(
             out.append(_yaml_load(text))
         except Exception as exc:
             raise RuleError(f"{rel}: not valid YAML: {exc}") from None
-    if cache is not None:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(out), encoding="utf-8")
-            os.replace(tmp, cache)
-        except (OSError, TypeError, ValueError):
-            pass  # a read-only home is fine: the cache is an optimisation
+    # data that is not JSON-serialisable: the next start-up parses the YAML again
+    with contextlib.suppress(TypeError, ValueError):
+        write_cache(name, json.dumps(out))
     return out
 
 
