@@ -1,15 +1,17 @@
 """The command line: ``modelscan-lite scan PATH...`` and ``modelscan-lite rule [ID]``.
 
 Exit codes: 0 no finding at or above ``--fail-on``; 1 such findings; 2 usage, configuration
-or scan error (an error never masks a finding: findings win). stdout carries only the report;
-progress and diagnostics go to stderr.
+or scan error (an error never masks a finding: findings win), including a report that cannot
+be written; 130 interrupted (Ctrl-C), with no report. stdout carries only the report;
+progress and diagnostics go to stderr, neutralised like the text report. ``-o`` writes the
+report atomically.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 app = typer.Typer(
     name="modelscan-lite",
@@ -33,8 +36,15 @@ app = typer.Typer(
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"modelscan-lite: error: {message}", err=True)
+    _say(f"error: {message}")
     return typer.Exit(EXIT_ERROR)
+
+
+def _say(message: str) -> None:
+    """A diagnostic on stderr; messages can quote paths and names a file chose."""
+    from .report.neutral import neutralise
+
+    typer.echo(f"modelscan-lite: {neutralise(message)}", err=True)
 
 
 def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
@@ -137,20 +147,43 @@ def scan(
     text = render(report, output_format, color=color)
     if output is not None:
         try:
-            output.write_text(text, encoding="utf-8")
+            _write_atomically(output, text)
         except OSError as exc:
-            raise _fail(f"cannot write {output}: {exc.strerror}") from None
+            raise _fail(f"cannot write {output}: {exc.strerror or exc}") from None
     else:
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise _fail(f"cannot write the report to stdout: {exc.strerror or exc}") from None
     for note in report.notes:
-        typer.echo(f"modelscan-lite: {note}", err=True)
+        _say(note)
     for err in report.errors:
-        typer.echo(f"modelscan-lite: {err}", err=True)
+        _say(err)
     if report.failing():
         raise typer.Exit(EXIT_FINDINGS)
     if report.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """The whole report or nothing: a temp file beside ``path``, then a rename. A full disk
+    or a failed write leaves any earlier report at ``path`` as it was."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _sandbox_overrides(
@@ -226,5 +259,24 @@ def version() -> None:
     sys.stdout.write(f"modelscan-lite {__version__} (rules {load_rules().version})\n")
 
 
+class _Interrupted(BaseException):
+    """SIGINT, raised past click (which would turn KeyboardInterrupt into exit 1, the code for
+    findings) so that ``finally`` blocks run (sandbox children are killed) and the exit code
+    is 130."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise _Interrupted
+
+
 def main() -> None:
-    app()
+    """Ctrl-C stops the scan with exit 130 and writes no report: a partial report could read
+    as a pass."""
+    import signal
+
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        app()
+    except _Interrupted:
+        _say("interrupted: no report was written")
+        sys.exit(EXIT_INTERRUPTED)

@@ -1,6 +1,8 @@
 """Human-readable report: one block per file with findings, a summary line, plain or coloured.
 
 Colour (via ``rich``) only when writing to a terminal; the plain form is stable for snapshots.
+Every line is passed through :func:`.neutral.neutralise`: a scanned file chooses many of the
+strings shown, and none of them may act on the terminal or start a report line of its own.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import io
 from typing import TYPE_CHECKING
 
 from ..model import ArtifactResult, Report, Severity
+from .neutral import neutralise
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -62,7 +65,8 @@ def _lines(report: Report) -> list[tuple[str, str]]:
     for e in report.errors:
         out.append((f"error: {e}", "red"))
     out.append((summary_line(report), "bold"))
-    return out
+    # paths, members, keys, messages and evidence carry strings a file chose
+    return [(neutralise(text), style) for text, style in out]
 
 
 def _seconds(value: float | None) -> str:
@@ -135,6 +139,7 @@ def render_text(report: Report, *, color: bool = False, width: int = 100) -> str
 def _table(flagged: list[ArtifactResult]) -> Table:
     """Findings per file and severity: the overview for a scan of many files."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="findings by file", title_justify="left", show_edge=False)
     table.add_column("file", overflow="fold")
@@ -143,7 +148,10 @@ def _table(flagged: list[ArtifactResult]) -> Table:
         table.add_column(sev.label, justify="right", style=STYLE[sev])
     for art in flagged:
         counts = {s: sum(1 for f in art.findings if f.severity is s) for s in Severity}
+        # Text, not str: rich would read markup ("[link=...]") in a file name
         table.add_row(
-            art.path, art.format, *(str(counts[s] or "") for s in sorted(Severity, reverse=True))
+            Text(neutralise(art.path)),
+            art.format,
+            *(str(counts[s] or "") for s in sorted(Severity, reverse=True)),
         )
     return table

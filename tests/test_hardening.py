@@ -1,0 +1,169 @@
+"""Issue 10, output side: a scanned file cannot act on the terminal of the person reading the
+report, an undecodable name cannot crash the report, and a report that cannot be written, or
+a scan that is interrupted, never looks like a result.
+
+Each hostile string goes through the whole CLI in a subprocess, as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from modelscan_lite.report.neutral import neutralise
+from samples.make_samples import GLOBAL, U, payload_system, pk
+
+# window title, clear screen, cursor up + erase line, a fake summary on its own line, BEL,
+# a right-to-left override, a C1 CSI
+HOSTILE = "x\x1b]0;owned\x07\x1b[2J\x1b[1A\x1b[2K\n0 findings\rPASS\u202etxt.lmth\x9b31m"
+
+
+def run_cli(*args: str, **kwargs: object) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelscan_lite", "scan", *args],
+        capture_output=True,
+        check=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def assert_inert(out: bytes) -> None:
+    text = out.decode("utf-8")  # never anything the UTF-8 decoder rejects
+    for ch in text:
+        code = ord(ch)
+        assert ch == "\n" or not (
+            code < 0x20 or 0x7F <= code <= 0x9F or 0x202A <= code <= 0x202E
+        ), f"raw control character {ch!r} in the report"
+    for line in text.splitlines():
+        assert not line.startswith(("0 findings", "PASS")), line
+
+
+def test_neutralise_escapes_every_terminal_control() -> None:
+    shown = neutralise(HOSTILE + "\udc80")
+    assert shown == (
+        "x\\x1b]0;owned\\x07\\x1b[2J\\x1b[1A\\x1b[2K\\n0 findings\\rPASS\\u202etxt.lmth"
+        "\\x9b31m\\udc80"
+    )
+    assert neutralise("plain/path/model.bin") == "plain/path/model.bin"
+
+
+@pytest.mark.parametrize("where", ["global", "member", "filename"])
+def test_text_report_is_inert_and_json_exact(tmp_path: Path, where: str) -> None:
+    name = "model.pkl"
+    if where == "global":
+        # STACK_GLOBAL: the names are length-prefixed, so they can hold newlines too
+        data = pk(U("evil" + HOSTILE), U("run" + HOSTILE), b"\x93", U("x"), b"\x85R", proto=4)
+    elif where == "member":
+        buf = tmp_path / "a.zip"
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("w/" + HOSTILE + ".pkl", payload_system())
+        data = buf.read_bytes()
+        name = "model.zip"
+    else:
+        data = payload_system()
+        name = HOSTILE.replace("/", "_") + ".pkl"
+    target = tmp_path / name
+    target.write_bytes(data)
+    text = run_cli(str(target))
+    assert text.returncode == 1
+    assert_inert(text.stdout)
+    assert_inert(text.stderr)
+    # JSON stays exact: the hostile string round-trips unchanged
+    out = run_cli("--format", "json", str(target))
+    art = json.loads(out.stdout)["artifacts"][0]
+    locations = [f["location"] for f in art["findings"]]
+    if where == "global":
+        assert any(HOSTILE in (loc.get("key") or "") for loc in locations), locations
+    elif where == "member":
+        assert any((loc.get("member") or "").startswith("w/" + HOSTILE) for loc in locations)
+    else:
+        assert art["path"] == str(target)
+
+
+def test_many_files_table_is_inert(tmp_path: Path) -> None:
+    """The findings-by-file table is rendered by rich, which reads markup in strings."""
+    for i in range(2):
+        (tmp_path / f"[link=http:x]{i}\x1b[2J.pkl").write_bytes(payload_system())
+    out = run_cli(str(tmp_path))
+    assert out.returncode == 1
+    assert_inert(out.stdout)
+    assert b"[link=http:x]" in out.stdout  # shown, not interpreted
+
+
+def test_lone_surrogate_in_a_global_does_not_crash(tmp_path: Path) -> None:
+    # BINUNICODE with the UTF-8 encoding of U+DC80 (surrogatepass): find_class gets it as is
+    bad = b"X" + (4).to_bytes(4, "little") + b"ab\xed\xb2\x80"[:4]
+    surrogate = b"X" + (5).to_bytes(4, "little") + b"ab\xed\xb2\x80"
+    data = pk(U("mod"), surrogate, b"\x93", U("x"), b"\x85R", proto=4)
+    assert bad != surrogate
+    target = tmp_path / "s.pkl"
+    target.write_bytes(data)
+    out = run_cli(str(target))
+    assert out.returncode == 1, out.stderr
+    assert b"\\udc80" in out.stdout
+    report_file = tmp_path / "report.txt"
+    out = run_cli("-o", str(report_file), str(target))
+    assert out.returncode == 1, out.stderr
+    assert b"\\udc80" in report_file.read_bytes()
+    js = run_cli("--format", "json", str(target))
+    assert json.loads(js.stdout)["artifacts"][0]["findings"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_stdout_on_a_full_device_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    target = tmp_path / "m.pkl"
+    target.write_bytes(payload_system())
+    with open("/dev/full", "wb") as full:
+        out = subprocess.run(
+            [sys.executable, "-m", "modelscan_lite", "scan", str(target)],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert out.returncode == 2
+    assert b"cannot write the report to stdout" in out.stderr
+    assert b"Traceback" not in out.stderr
+
+
+def test_output_file_is_written_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "m.pkl"
+    target.write_bytes(payload_system())
+    report = tmp_path / "report.json"
+    report.write_text("previous report\n")
+    # a directory where the temp file should go cannot be created: nothing is replaced
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    out = run_cli("--format", "json", "-o", str(blocked / "report.json"), str(target))
+    assert out.returncode == 2 and b"cannot write" in out.stderr
+    assert not (blocked.parent / "report.json.tmp").exists()
+    ok = run_cli("--format", "json", "-o", str(report), str(target))
+    assert ok.returncode == 1
+    assert json.loads(report.read_text())["artifacts"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_sigint_exits_130_with_no_report(tmp_path: Path) -> None:
+    # a pickle long enough to be walking when the signal arrives
+    body = b"".join(
+        b"}" + U(f"k{i}") + GLOBAL("collections", "OrderedDict") + b"s0" for i in range(300_000)
+    )
+    target = tmp_path / "big.pkl"
+    target.write_bytes(b"\x80\x04" + body + b"N.")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "modelscan_lite", "scan", "--format", "json", str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, stderr[-500:])
+    assert stdout == b""
+    assert b"interrupted: no report was written" in stderr
