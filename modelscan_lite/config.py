@@ -72,6 +72,28 @@ class Config:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
 
+def check_rule_ids(cfg: Config, known: list[str]) -> None:
+    """Every rule ID or prefix the config names must select at least one rule: a typo in
+    ``--select`` would otherwise switch every rule off, one in ``--ignore`` silently keep a
+    rule on. ConfigError with the nearest IDs when one does not."""
+    import difflib
+
+    named = [
+        ("select", cfg.select),
+        ("ignore", cfg.ignore),
+        ("severity", tuple(cfg.severity)),
+        *((f"per-path-ignores.{pat}", ids) for pat, ids in cfg.per_path_ignores),
+    ]
+    for key, ids in named:
+        for raw in ids:
+            rid = raw.strip().upper()
+            if rid and any(k.startswith(rid) for k in known):
+                continue
+            near = difflib.get_close_matches(rid, known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise ConfigError(f"{key}: {raw!r} names no rule{hint}")
+
+
 def parse_fail_on(text: str) -> Severity | None:
     if text.strip().lower() == "never":
         return None
@@ -182,9 +204,9 @@ def load_config(path: Path | None = None, start: Path | None = None) -> Config:
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError included
-        if path is not None:
-            raise ConfigError(f"{pyproject}: {exc}") from None
-        return Config()
+        # a config that does not parse is an error, never "no config": it may hold the
+        # ignores and severities the user relies on
+        raise ConfigError(f"{pyproject}: {exc}") from None
     table = data.get("tool", {}).get("modelscan-lite")
     if table is None:
         return Config()

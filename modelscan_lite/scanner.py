@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import Config
+from .config import Config, check_rule_ids
 from .engine import Policy, load_rules
 from .formats.base import Context
 from .formats.dispatch import dispatch_file
@@ -33,7 +33,9 @@ _config: Config | None = None
 
 
 def build_policy(config: Config) -> Policy:
+    """The active policy; ConfigError when the config names a rule that does not exist."""
     ruleset = load_rules()
+    check_rule_ids(config, [r.id for r in ruleset.rules])
     return Policy.build(
         ruleset,
         config.select,

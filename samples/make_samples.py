@@ -623,6 +623,15 @@ def samples() -> dict[str, bytes]:
         )
     s["P402/ok-plain-dict.pkl"] = BENIGN_DICT
 
+    s["X203/bad-lfs-pointer.safetensors"] = (
+        b"version https://git-lfs.github.com/spec/v1\n"
+        b"oid sha256:4d7a2146ab4e2a1f0e2ba2c7d7d2f0c9e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5\n"
+        b"size 548118077\n"
+    )
+    s["X203/bad-empty.bin"] = b""
+    s["X203/bad-error-page.pt"] = b"<!DOCTYPE html><html><body>Access denied</body></html>\n"
+    s["X203/ok-tokenizer.json"] = b'{"version": "1.0"}\n'
+
     # P106..P108
     s["P106/bad-ext1.pkl"] = pk(EXT1(42), EMPTY_TUPLE, REDUCE, proto=2)
     s["P106/ok-plain-dict.pkl"] = BENIGN_DICT

@@ -167,3 +167,62 @@ def test_sigint_exits_130_with_no_report(tmp_path: Path) -> None:
     assert proc.returncode == 130, (proc.returncode, stderr[-500:])
     assert stdout == b""
     assert b"interrupted: no report was written" in stderr
+
+
+# -- silent passes in normal use ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "what"),
+    [
+        (
+            "model.safetensors",
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:ab12\nsize 548118077\n",
+            "Git LFS pointer (oid sha256:ab12, size 548118077)",
+        ),
+        ("pytorch_model.bin", b"", "an empty file"),
+        ("model.onnx", b"\n  <!doctype HTML>\n<title>404</title>", "an HTML page"),
+        ("model.gguf", b'{"error": "Repository not found"}', "a JSON document"),
+    ],
+)
+def test_placeholder_instead_of_a_model_fails(
+    tmp_path: Path, name: str, data: bytes, what: str
+) -> None:
+    target = tmp_path / name
+    target.write_bytes(data)
+    out = run_cli("--format", "json", str(target))
+    assert out.returncode == 1, out.stdout
+    finding = json.loads(out.stdout)["artifacts"][0]["findings"][0]
+    assert finding["rule"] == "X203" and what in finding["message"]
+
+
+def test_real_text_files_are_not_placeholders(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')
+    (tmp_path / "README.md").write_text("# model card\n")
+    out = run_cli(str(tmp_path))
+    assert out.returncode == 0, out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["--select", "Z999"], b"'Z999' names no rule"),
+        (["--ignore", "P1O1"], b"did you mean"),
+    ],
+)
+def test_rule_id_typos_are_errors(tmp_path: Path, args: list[str], expect: bytes) -> None:
+    target = tmp_path / "m.pkl"
+    target.write_bytes(payload_system())
+    out = run_cli(*args, str(target))
+    assert out.returncode == 2 and expect in out.stderr, out.stderr
+
+
+def test_config_typos_and_broken_toml_are_errors(tmp_path: Path) -> None:
+    target = tmp_path / "m.pkl"
+    target.write_bytes(payload_system())
+    (tmp_path / "pyproject.toml").write_text('[tool.modelscan-lite]\nseverity = { P10l = "low" }\n')
+    out = run_cli(str(target), cwd=tmp_path)
+    assert out.returncode == 2 and b"P10L" in out.stderr, out.stderr
+    (tmp_path / "pyproject.toml").write_text("[tool.modelscan-lite\nfail-on = never\n")
+    out = run_cli(str(target), cwd=tmp_path)
+    assert out.returncode == 2 and b"pyproject.toml" in out.stderr, out.stderr

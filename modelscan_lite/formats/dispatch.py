@@ -293,6 +293,8 @@ def _parse_stream(
         _scan_data(fmt, head, src, where, ctx, name)
     elif fmt in ("ggml", "ubjson"):
         ctx.emit("format.data", fmt, where, detected=fmt, extension=extension(name) or "(none)")
+    elif fmt in ("text", "unknown") and _placeholder(head, where, ctx, name):
+        pass
     elif fmt in ("text", "unknown"):
         ext = extension(name)
         if ext in MODEL_EXTENSIONS and (
@@ -308,6 +310,39 @@ def _parse_stream(
                     "format.unknown", fmt, where, extension=ext or "(none)", head=head[:16].hex()
                 )
     return fmt
+
+
+# binary model formats: text (or nothing) under one of these names is never the model
+BINARY_MODEL_EXTENSIONS = MODEL_EXTENSIONS - AMBIGUOUS_EXTENSIONS - {".p", ".pb", ".z"}
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def _placeholder(head: bytes, where: Location, ctx: Context, name: str) -> bool:
+    """A file named like a binary model that holds something else in its place: a Git LFS
+    pointer (a checkout without ``git lfs pull``), nothing at all, or a saved error page. A
+    CI job that scans these scans no model and must not pass."""
+    ext = extension(name)
+    if ext not in BINARY_MODEL_EXTENSIONS or where.member is not None:
+        return False
+    stripped = head.lstrip()
+    if head.startswith(LFS_POINTER):
+        fields = dict(
+            line.split(" ", 1)
+            for line in head.decode("utf-8", "replace").splitlines()
+            if " " in line
+        )
+        oid, size = fields.get("oid", "?")[:80], fields.get("size", "?")[:20]
+        what = f"a Git LFS pointer (oid {oid}, size {size})"
+    elif not head:
+        what = "an empty file"
+    elif stripped[:15].lower().startswith((b"<!doctype html", b"<html")):
+        what = "an HTML page"
+    elif stripped[:1] in (b"{", b"["):
+        what = "a JSON document"
+    else:
+        return False
+    ctx.emit("format.placeholder", what, where, extension=ext)
+    return True
 
 
 DATA_PARSERS = frozenset(
