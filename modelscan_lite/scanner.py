@@ -46,21 +46,105 @@ def build_policy(config: Config) -> Policy:
     )
 
 
-def iter_files(paths: Sequence[str], errors: list[str]) -> Iterator[str]:
+def iter_files(
+    paths: Sequence[str], errors: list[str], notes: list[str] | None = None
+) -> Iterator[str]:
+    """Every regular file under ``paths``, and a word for everything else: nothing met while
+    walking is dropped silently. File links are followed (a Hugging Face snapshot is links
+    into ``blobs/``). Directory links are never followed, so no loop and no walk of the whole
+    machine through a link to ``/``: one that points inside the scanned folder is a note (its
+    files are scanned at their real place), one that leaves it is an error. A dangling or
+    looping link, a FIFO, a device or socket, an unreadable directory and a path the system
+    refuses are errors too (exit 2 unless there are findings)."""
+    notes = notes if notes is not None else []
     for p in paths:
         if os.path.isdir(p):
-            for root, dirs, files in os.walk(p):
-                dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-                for name in sorted(files):
-                    full = os.path.join(root, name)
-                    if os.path.isfile(full):
-                        yield full
+            yield from _walk(p, errors, notes)
         elif os.path.isfile(p):
             yield p
+        elif os.path.lexists(p) and not os.path.exists(p):
+            errors.append(f"{p}: dangling symbolic link to {_link_target(p)}")
         elif os.path.exists(p):
-            errors.append(f"{p}: not a regular file or directory")
+            errors.append(f"{p}: not a regular file or directory ({_kind(p)})")
         else:
             errors.append(f"{p}: no such file or directory")
+
+
+def _walk(top: str, errors: list[str], notes: list[str]) -> Iterator[str]:
+    root = os.path.realpath(top)
+    seen: set[tuple[int, int]] = set()
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = os.stat(folder)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            errors.append(f"{folder}: cannot read this directory ({exc.strerror or exc})")
+            continue
+        subdirs: list[str] = []
+        for entry in entries:
+            full = entry.path
+            try:
+                if entry.is_symlink():
+                    if not os.path.exists(full):
+                        errors.append(
+                            f"{full}: dangling or looping symbolic link to {_link_target(full)}"
+                        )
+                        continue
+                    if os.path.isdir(full):
+                        target = os.path.realpath(full)
+                        if _within(root, target):
+                            notes.append(f"{full}: directory link to {target}, scanned there")
+                        else:
+                            errors.append(
+                                f"{full}: directory link leaves the scanned folder, to "
+                                f"{target}; not followed (scan that folder too)"
+                            )
+                        continue
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in SKIP_DIRS:
+                        subdirs.append(full)
+                elif entry.is_file():
+                    yield full
+                else:
+                    errors.append(f"{full}: not a regular file or directory ({_kind(full)})")
+            except OSError as exc:
+                errors.append(f"{full}: cannot be read ({exc.strerror or exc})")
+        stack.extend(reversed(subdirs))
+
+
+def _within(root: str, path: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _link_target(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return "?"
+
+
+def _kind(path: str) -> str:
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "unreadable"
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _primary_format(formats: list[str]) -> str:
@@ -268,7 +352,8 @@ def scan_paths(
             errors.append(f"{cache}: no Hugging Face cache here (set HF_HUB_CACHE or HF_HOME)")
         snaps.extend(snapshots(cache))
     local = [p for p in paths if not p.startswith("hf://")]
-    files = list(dict.fromkeys(iter_files(local, errors)))
+    notes: list[str] = []
+    files = list(dict.fromkeys(iter_files(local, errors, notes)))
     blobs = [b for s in snaps for b in s.files.values()]
     ruleset = load_rules()
     policy = build_policy(config)
@@ -284,7 +369,6 @@ def scan_paths(
             results = [_read_by_repo(r, roots) for r in results]
             results.extend(scan_repo(root, policy, config) for root in roots)
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
-    notes: list[str] = []
     if config.dynamic != "off":
         real = {f"{s.display}/{rel}": blob for s in snaps for rel, blob in s.files.items()}
         real.update({s.display: s.path for s in snaps})

@@ -226,3 +226,66 @@ def test_config_typos_and_broken_toml_are_errors(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.modelscan-lite\nfail-on = never\n")
     out = run_cli(str(target), cwd=tmp_path)
     assert out.returncode == 2 and b"pyproject.toml" in out.stderr, out.stderr
+
+
+# -- nothing met while walking a folder is dropped ----------------------------------------
+
+
+def _walk_report(folder: Path) -> tuple[int, dict[str, object]]:
+    out = run_cli("--format", "json", str(folder))
+    return out.returncode, json.loads(out.stdout)
+
+
+def test_dangling_link_fifo_and_outside_link_are_errors(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "ok.json").write_text("{}")
+    (repo / "gone.bin").symlink_to(repo / "missing.bin")
+    (repo / "loop.bin").symlink_to(repo / "loop.bin")
+    os.mkfifo(repo / "pipe.pkl")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "evil.pkl").write_bytes(payload_system())
+    (repo / "weights").symlink_to(outside)
+    code, report = _walk_report(repo)
+    errors = "\n".join(report["errors"])  # type: ignore[arg-type]
+    assert code == 2, report
+    assert "gone.bin: dangling or looping symbolic link" in errors
+    assert "loop.bin: dangling or looping symbolic link" in errors
+    assert "pipe.pkl: not a regular file or directory (FIFO)" in errors
+    assert f"weights: directory link leaves the scanned folder, to {outside}" in errors
+
+
+def test_link_to_root_is_not_a_walk_of_the_machine(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "everything").symlink_to("/")
+    code, report = _walk_report(repo)
+    assert code == 2
+    assert len(report["artifacts"]) == 0  # type: ignore[arg-type]
+
+
+def test_link_inside_the_folder_is_named_and_scanned_once(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "real").mkdir(parents=True)
+    (repo / "real" / "evil.pkl").write_bytes(payload_system())
+    (repo / "alias").symlink_to(repo / "real")
+    (repo / "real" / "up").symlink_to(repo)  # a loop
+    code, report = _walk_report(repo)
+    assert code == 1
+    paths = [a["path"] for a in report["artifacts"]]  # type: ignore[index]
+    assert paths == [str(repo / "real" / "evil.pkl")]
+    notes = "\n".join(report["notes"])  # type: ignore[arg-type]
+    assert "alias: directory link to" in notes and "up: directory link to" in notes
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read anything")
+def test_unreadable_directory_is_an_error(tmp_path: Path) -> None:
+    locked = tmp_path / "repo" / "locked"
+    locked.mkdir(parents=True)
+    locked.chmod(0)
+    try:
+        code, report = _walk_report(tmp_path / "repo")
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and "cannot read this directory" in "\n".join(report["errors"])  # type: ignore[arg-type]
