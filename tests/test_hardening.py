@@ -289,3 +289,22 @@ def test_unreadable_directory_is_an_error(tmp_path: Path) -> None:
     finally:
         locked.chmod(0o755)
     assert code == 2 and "cannot read this directory" in "\n".join(report["errors"])  # type: ignore[arg-type]
+
+
+def test_long_protocol0_text_argument_is_read_through(tmp_path: Path) -> None:
+    """Python's unpickler has no limit on a text argument: a valid protocol-0 pickle with a
+    3 MiB STRING and a 200 KB INT is not broken, and what follows is still analysed."""
+    long_string = b"S'" + b"a" * (3 << 20) + b"'\n"
+    long_int = b"I" + b"9" * 200_000 + b"\n"
+    benign = b"(" + long_string + long_int + b"l."
+    target = tmp_path / "long.pkl"
+    target.write_bytes(benign)
+    out = run_cli("--format", "json", str(target))
+    assert out.returncode == 0, out.stdout[-800:]
+    payload = b"(" + long_string + b"0" + GLOBAL("posix", "system") + b"(S'touch x'\ntR."
+    target.write_bytes(payload)
+    out = run_cli("--format", "json", str(target))
+    findings = json.loads(out.stdout)["artifacts"][0]["findings"]
+    hit = [f for f in findings if f["rule"] == "P101"]
+    assert hit and hit[0]["location"]["offset"] == len(b"(" + long_string + b"0")
+    assert not [f for f in findings if f["rule"] == "P201"]

@@ -504,10 +504,25 @@ class Reader:
             if i >= 0:
                 return self.buf[pos:i], self.buf, i + 1, len(self.buf), self.base
             if len(self.buf) - pos > MAX_LINE:
-                raise PickleError("pickle-invalid", "text argument longer than 64 KiB")
+                self._skip_line(pos)
             _, pos, _, _ = self.need(
                 pos, len(self.buf) - pos + 1, "stream ends inside a text argument"
             )
+
+    def _skip_line(self, pos: int) -> None:
+        """Python's unpickler has no limit on a text argument; this reader keeps at most
+        ``MAX_LINE`` bytes of one. Read on to its newline keeping nothing, then raise
+        :class:`LongLine` (never cut the stream short)."""
+        start = self.base + pos
+        self.pos = len(self.buf)
+        while True:
+            if not self.fill(1):
+                raise PickleError("pickle-truncated", "stream ends inside a text argument")
+            i = self.buf.find(b"\n", self.pos)
+            if i >= 0:
+                self.pos = i + 1
+                raise LongLine(start, self.base + i - start)
+            self.pos = len(self.buf)
 
     def take(
         self, pos: int, n: int, kind: str, start: int
@@ -691,6 +706,18 @@ class PickleError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
+
+
+class LongLine(PickleError):
+    """A protocol 0 text argument longer than ``MAX_LINE`` was skipped up to its newline
+    (bytes read, none kept); the reader stands after it. ``offset`` is where it started.
+    Opcodes whose argument may be that long (INT, LONG, STRING, UNICODE) catch it; for the
+    others (a module name of megabytes) it ends the stream like any invalid argument."""
+
+    def __init__(self, offset: int, length: int) -> None:
+        super().__init__("pickle-invalid", f"text argument of {length} bytes")
+        self.offset = offset
+        self.length = length
 
 
 # dtype kind letter -> bytes per unit (numbers after the letter count units)
@@ -1732,7 +1759,12 @@ class PickleWalker:
                     else:
                         push(memo.get(idx))
                 elif op == 0x49 or op == 0x4C:  # INT / LONG
-                    line, buf, pos, blen, base = r.readline(pos)
+                    try:
+                        line, buf, pos, blen, base = r.readline(pos)
+                    except LongLine:
+                        buf, pos, blen, base, limit = r.buf, r.pos, len(r.buf), r.base, 0
+                        push(Opaque("int"))
+                        continue
                     limit = 0
                     push(_text_int(line, op == 0x4C))
                 elif op == 0x46:  # FLOAT
@@ -1744,9 +1776,22 @@ class PickleWalker:
                         raise PickleError(
                             "pickle-invalid", "FLOAT argument is not a number"
                         ) from None
-                elif op == 0x53:  # STRING
-                    line, buf, pos, blen, base = r.readline(pos)
+                elif op == 0x53 or op == 0x56:  # STRING / UNICODE, longer than MAX_LINE
+                    try:
+                        line, buf, pos, blen, base = r.readline(pos)
+                    except LongLine as long_line:
+                        buf, pos, blen, base, limit = r.buf, r.pos, len(r.buf), r.base, 0
+                        push(Blob("str", long_line.offset - start, long_line.length))
+                        continue
                     limit = 0
+                    if op == 0x56:  # UNICODE
+                        try:
+                            push(line.decode("raw-unicode-escape"))
+                        except UnicodeDecodeError as exc:
+                            raise PickleError(
+                                "pickle-invalid", f"bad UNICODE escape: {exc}"
+                            ) from None
+                        continue
                     line = line.rstrip()
                     if len(line) < 2 or line[0] != line[-1] or line[0] not in b"\"'":
                         raise PickleError("pickle-invalid", "STRING argument is not quoted")
@@ -1754,13 +1799,6 @@ class PickleWalker:
                         push(_unescape(line[1:-1]))
                     except ValueError as exc:
                         raise PickleError("pickle-invalid", f"bad STRING escape: {exc}") from None
-                elif op == 0x56:  # UNICODE
-                    line, buf, pos, blen, base = r.readline(pos)
-                    limit = 0
-                    try:
-                        push(line.decode("raw-unicode-escape"))
-                    except UnicodeDecodeError as exc:
-                        raise PickleError("pickle-invalid", f"bad UNICODE escape: {exc}") from None
                 elif op == 0x50:  # PERSID
                     line, buf, pos, blen, base = r.readline(pos)
                     limit = 0
