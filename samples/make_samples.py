@@ -630,6 +630,8 @@ def samples() -> dict[str, bytes]:
     )
     s["X203/bad-empty.bin"] = b""
     s["X203/bad-error-page.pt"] = b"<!DOCTYPE html><html><body>Access denied</body></html>\n"
+    s["X204/bad-marshal-in-gzip.gz"] = gz(b"\xe3" + bytes(range(1, 200)) * 4)
+    s["X204/ok-text-in-gzip.gz"] = gz(b"just some text\n")
     s["X203/ok-tokenizer.json"] = b'{"version": "1.0"}\n'
 
     # P106..P108

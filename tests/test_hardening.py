@@ -308,3 +308,28 @@ def test_long_protocol0_text_argument_is_read_through(tmp_path: Path) -> None:
     hit = [f for f in findings if f["rule"] == "P101"]
     assert hit and hit[0]["location"]["offset"] == len(b"(" + long_string + b"0")
     assert not [f for f in findings if f["rule"] == "P201"]
+
+
+def test_unrecognised_content_in_a_compression_layer_is_reported(tmp_path: Path) -> None:
+    """Marshal data (or any serializer the scanner does not know) inside a gzip stream is
+    reported whatever the file is called: X204 (low) when the name promises nothing, X201
+    when it is named like a model."""
+    import gzip
+    import marshal
+
+    code = marshal.dumps(compile("print('loaded')", "x", "exec"))
+    target = tmp_path / "data.gz"
+    target.write_bytes(gzip.compress(code, mtime=0))
+    out = run_cli("--format", "json", str(target))
+    findings = json.loads(out.stdout)["artifacts"][0]["findings"]
+    assert [f["rule"] for f in findings] == ["X204"]
+    assert findings[0]["location"]["member"] == "<gzip>"
+    # under a model name the same content fails (X201)
+    named = tmp_path / "model.pkl.gz"
+    named.write_bytes(gzip.compress(code, mtime=0))
+    out = run_cli("--format", "json", str(named))
+    assert out.returncode == 1
+    assert [f["rule"] for f in json.loads(out.stdout)["artifacts"][0]["findings"]] == ["X201"]
+    plain = tmp_path / "notes.txt.gz"
+    plain.write_bytes(gzip.compress(b"just some text\n", mtime=0))
+    assert run_cli(str(plain)).returncode == 0

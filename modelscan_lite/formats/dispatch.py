@@ -297,7 +297,18 @@ def _parse_stream(
         pass
     elif fmt in ("text", "unknown"):
         ext = extension(name)
-        if ext in MODEL_EXTENSIONS and (
+        # binary content in a compression layer that no parser recognises (marshal data,
+        # an unknown serializer) is reported even when its name promises nothing (X204)
+        layer = (where.member or "").rsplit("!", 1)[-1] in DECODED_LAYERS
+        if layer and fmt == "unknown" and ext not in MODEL_EXTENSIONS:
+            ctx.emit(
+                "format.unknown-in-layer",
+                fmt,
+                where,
+                extension=ext or "(none)",
+                head=head[:16].hex(),
+            )
+        elif ext in MODEL_EXTENSIONS and (
             fmt == "unknown" or ext not in SAFE_EXTENSIONS | AMBIGUOUS_EXTENSIONS
         ):
             from .rawdata import raw_tensor_kind
@@ -312,6 +323,7 @@ def _parse_stream(
     return fmt
 
 
+DECODED_LAYERS = frozenset(f"<{c}>" for c in (*COMPRESSED, "lz4"))
 # binary model formats: text (or nothing) under one of these names is never the model
 BINARY_MODEL_EXTENSIONS = MODEL_EXTENSIONS - AMBIGUOUS_EXTENSIONS - {".p", ".pb", ".z"}
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
