@@ -1,15 +1,15 @@
 """The rule engine: loads rule files from ``rules/``, matches facts, and makes findings.
 
 A rule matches a fact when the fact's ``kind`` is one of the rule's kinds and its ``value``
-passes every value test the rule gives (``in``, ``not-in``, ``glob``, ``not-glob``,
-``regex``), and no rule listed under ``not-matched-by`` matched the same fact. Globs are
-dotted-name globs: ``*`` stays inside one dotted component, ``**`` crosses dots. With
-``suffixes: true`` a glob also tests each dotted tail of the value (``pathlib.os.system`` ->
-``os.system``), with leading underscores dropped from components (``_os`` -> ``os``), because
-``find_class`` walks every component of a dotted name. With ``not-allowlisted:
-pickle-globals`` a fact whose exact ``(module, qualname)`` identity is on the allowlist
-(:mod:`.allowlist`) never matches; with ``called: true|false`` a pickle fact matches only
-when loading does / does not call the global.
+passes every value test the rule gives (``in``, ``not-in``, ``glob``, ``regex``), and no rule
+listed under ``not-matched-by`` matched the same fact. Globs are dotted-name globs: ``*``
+stays inside one dotted component, ``**`` crosses dots. With ``suffixes: true`` a glob also
+tests each dotted tail of the value (``pathlib.os.system`` -> ``os.system``), with leading
+underscores dropped from components (``_os`` -> ``os``), because ``find_class`` walks every
+component of a dotted name. With ``not-allowlisted: pickle-globals`` a fact whose exact
+``(module, qualname)`` identity is on the allowlist (:mod:`.allowlist`) never matches; with
+``called: true|false`` a pickle fact matches only when loading does / does not call the
+global.
 
 Rule files are validated structurally here (cheaply, at every start) and against
 ``rules/schema.json`` in the tests.
@@ -112,21 +112,6 @@ class GlobSet:
         return self._rx.match(value) is not None
 
 
-class LazyRegex:
-    """A regex alternation compiled on first use."""
-
-    __slots__ = ("_rx", "_source")
-
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self._source = "|".join(f"(?:{x})" for x in patterns)
-        self._rx: re.Pattern[str] | None = None
-
-    def search(self, value: str) -> bool:
-        if self._rx is None:
-            self._rx = re.compile(self._source)
-        return self._rx.search(value) is not None
-
-
 def _compile_globs(patterns: Sequence[str]) -> GlobSet | None:
     return GlobSet(patterns) if patterns else None
 
@@ -159,9 +144,7 @@ class Rule:
     values_in: frozenset[str] | None = None
     values_not_in: frozenset[str] = frozenset()
     glob: GlobSet | None = None
-    not_glob: GlobSet | None = None
     regex: re.Pattern[str] | None = None
-    not_regex: LazyRegex | None = None
     suffixes: bool = False
     not_matched_by: tuple[str, ...] = ()
     # True: a fact whose (module, qualname) identity is on the allowlist never matches
@@ -184,10 +167,6 @@ class Rule:
             tails = dotted_tails(value) if self.suffixes else [value]
             if not any(self.glob.match(t) for t in tails):
                 return False
-        if self.not_glob is not None and self.not_glob.match(value):
-            return False
-        if self.not_regex is not None and self.not_regex.search(value):
-            return False
         return not (self.regex is not None and not self.regex.search(value))
 
     def matches(self, fact: Fact, allowlist: Allowlist) -> bool:
@@ -242,9 +221,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         "in",
         "not-in",
         "glob",
-        "not-glob",
         "regex",
-        "not-regex",
         "suffixes",
         "not-matched-by",
         "not-allowlisted",
@@ -259,8 +236,6 @@ def parse_rule(data: Any, source: str) -> Rule:
     try:
         severity = Severity.parse(str(data["severity"]))
         regex = re.compile(match["regex"]) if match.get("regex") else None
-        not_regexes = _as_list(match.get("not-regex"))
-        not_regex = LazyRegex(not_regexes) if not_regexes else None
     except (ValueError, re.error) as exc:
         raise RuleError(f"{source}: {exc}") from None
     return Rule(
@@ -277,9 +252,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         values_in=frozenset(_as_list(match["in"])) if "in" in match else None,
         values_not_in=frozenset(_as_list(match.get("not-in"))),
         glob=_compile_globs(_as_list(match.get("glob"))),
-        not_glob=_compile_globs(_as_list(match.get("not-glob"))),
         regex=regex,
-        not_regex=not_regex,
         suffixes=bool(match.get("suffixes", False)),
         not_matched_by=tuple(_as_list(match.get("not-matched-by"))),
         not_allowlisted=_allowlist_name(match.get("not-allowlisted"), source),

@@ -897,14 +897,19 @@ def _mapping_items(target: Call, flat: list[Any] | tuple[Any, ...]) -> None:
     entries whose keys the unpickler may later call as methods when the object is used as
     a BUILD state (see :data:`CALLED_KEYS`), and computed keys (they could be any)."""
     for i in range(0, len(flat) - 1, 2):
-        k = flat[i]
-        tk = type(k)
-        if (tk is str and k in CALLED_KEYS) or tk is Call or tk is Opaque or tk is Blob:
+        if _hook_key(flat[i]):
             hooks = target.hooks
             if hooks is None:
                 hooks = target.hooks = []
             if len(hooks) < CONTAINER_CAP:
-                hooks.append((k, flat[i + 1]))
+                hooks.append((flat[i], flat[i + 1]))
+
+
+def _hook_key(key: Any) -> bool:
+    """A key that names a method the unpickler calls on an instance, or one computed at
+    load time (it could name any)."""
+    tk = type(key)
+    return (tk is str and key in CALLED_KEYS) or tk is Call or tk is Opaque or tk is Blob
 
 
 # mapping types a stream can build as a BUILD state from a list of pairs
@@ -930,7 +935,8 @@ def _call_state_hooks(state: Any) -> list[tuple[Any, Any]] | None:
                     pairs = arg.items
                 for pair in pairs:
                     if type(pair) is tuple and len(pair) == 2:
-                        _mapping_items_into(hooks, pair)
+                        if _hook_key(pair[0]):
+                            hooks.append(pair)
                     elif type(pair) is not tuple:
                         return None
             elif type(arg) is Dct:
@@ -941,13 +947,6 @@ def _call_state_hooks(state: Any) -> list[tuple[Any, Any]] | None:
             elif arg is not None and not isinstance(arg, (int, str)):
                 return None
     return hooks
-
-
-def _mapping_items_into(hooks: list[tuple[Any, Any]], pair: tuple[Any, Any]) -> None:
-    k = pair[0]
-    tk = type(k)
-    if (tk is str and k in CALLED_KEYS) or tk is Call or tk is Opaque or tk is Blob:
-        hooks.append(pair)
 
 
 def _persistent_class(func: Any) -> Any:
@@ -1078,11 +1077,7 @@ class PickleWalker:
             shown = args if type(args) is tuple else (args,)
             target.first_call = f"{callee}({', '.join(_short(a, 80) for a in shown)})"
         if callee in NESTED_LOADERS and type(args) is tuple and args:
-            blob = args[0]
-            if type(blob) is Blob:
-                self.res.embedded.append((blob.offset, blob.length, callee, None))
-            elif isinstance(blob, bytes):
-                self.res.embedded.append((offset, len(blob), callee, blob))
+            self._embed(args[0], callee, offset)
         if type(func) is Global:
             through = _call_through_table().get((func.module, func.qualname))
             if through is not None:
@@ -1120,12 +1115,16 @@ class PickleWalker:
             ):
                 self._unchecked(callee, f"its keyword {key}", value, offset)
 
-    def _mark_called(self, value: Global, shown: str, offset: int, op: str) -> None:
+    def _mark_called(
+        self, value: Global, shown: str, offset: int, op: str, *, init: bool = True
+    ) -> None:
+        """Record that loading calls the imported ``value`` (``init``: with ``__call__``
+        semantics, so a class's ``__init__`` runs, not only ``__new__``)."""
         used = self.res.globals.get(value.key) or self.res.globals.setdefault(
             value.key, GlobalUse(value.name, offset, op, value.name, value.module, value.qualname)
         )
         used.called += 1
-        used.inits += 1
+        used.inits += init
         used.first_call = used.first_call or shown
 
     def _embed(self, blob: Any, loader: str, offset: int) -> None:
@@ -1199,14 +1198,8 @@ class PickleWalker:
             tv = type(value)
             if use in ("calls", "class"):
                 if tv is Global:
-                    used = self.res.globals.get(value.key) or self.res.globals.setdefault(
-                        value.key,
-                        GlobalUse(value.name, offset, op, value.name, value.module, value.qualname),
-                    )
-                    used.called += 1
-                    used.inits += use == "calls"
-                    if used.first_call is None:
-                        used.first_call = f"{callee}(..., {value.name}, ...)"
+                    shown = f"{callee}(..., {value.name}, ...)"
+                    self._mark_called(value, shown, offset, op, init=use == "calls")
                 elif tv is Call and value.ref is not None:
                     name = value.ref
                     derived = self.res.derived_calls.setdefault(
@@ -1246,10 +1239,8 @@ class PickleWalker:
             if value is None:
                 continue
             if use == "class" and type(value) is Global:
-                used = self.res.globals.get(value.key)
-                if used is not None:
-                    used.called += 1
-                    used.first_call = used.first_call or f"{callee} state {key}={value.name}"
+                shown = f"{callee} state {key}={value.name}"
+                self._mark_called(value, shown, offset, "BUILD", init=False)
             elif use == "sibling-file":
                 if not isinstance(value, str):
                     self._unchecked(callee, f"its state {key}", value, offset)
