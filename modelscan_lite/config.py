@@ -1,7 +1,9 @@
 """Configuration: ``[tool.modelscan-lite]`` in the nearest ``pyproject.toml``, then CLI overrides.
 
 Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``never``),
-``severity`` (table: rule ID -> severity), ``per-path-ignores`` (table: path glob -> IDs),
+``severity`` (table: rule ID -> severity), ``per-path-ignores`` (table: path glob -> IDs; a
+glob with a ``/`` is matched against the path relative to the config file's folder, as ruff
+does, one without against the file name; an absolute glob against the absolute path),
 ``allow-globals`` (exact global names, ``module.Name`` or ``module:Qual.name``, added to the
 pickle allowlist), ``jobs``; for the sandboxed
 loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
@@ -65,6 +67,8 @@ class Config:
     jobs: int = 0  # 0: one per core
     limits: Limits = field(default_factory=Limits)
     source: str | None = None
+    # the folder per-path-ignores are anchored to: the config file's own (None: the cwd)
+    root: str | None = None
     dynamic: str = "off"
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
 
@@ -212,4 +216,4 @@ def load_config(path: Path | None = None, start: Path | None = None) -> Config:
         return Config()
     if not isinstance(table, dict):
         raise ConfigError(f"{pyproject}: [tool.modelscan-lite] must be a table")
-    return from_table(table, str(pyproject))
+    return replace(from_table(table, str(pyproject)), root=str(pyproject.resolve().parent))

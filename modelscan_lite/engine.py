@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterable, Sequence
@@ -404,6 +405,25 @@ class _Defaults(dict[str, str]):
         return ""
 
 
+def path_matches(pattern: str, path: str, root: str = "") -> bool:
+    """Whether a per-path glob covers ``path``, the same from any working directory: a glob
+    with a ``/`` is matched against the path relative to ``root`` (the config file's folder;
+    a file outside it never matches), one without against the file name, an absolute glob
+    against the absolute path. ``*`` crosses ``/`` (``vendor/*`` covers the whole tree)."""
+    from fnmatch import fnmatchcase
+
+    full = os.path.abspath(path)
+    if os.path.isabs(pattern):
+        return fnmatchcase(full, os.path.normpath(pattern))
+    if "/" not in pattern:
+        return fnmatchcase(os.path.basename(full), pattern)
+    base = os.path.abspath(root or os.getcwd())
+    rel = os.path.relpath(full, base)
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return False
+    return fnmatchcase(rel.replace(os.sep, "/"), pattern.removeprefix("./"))
+
+
 def fingerprint(rule_id: str, where: Location, value: str) -> str:
     """Stable across re-saves: no byte offsets, only rule, path, member, key and value."""
     import hashlib
@@ -436,6 +456,7 @@ class Policy:
     allowlist: Allowlist
     severity: dict[str, Severity] = field(default_factory=dict)
     per_path_ignore: tuple[tuple[str, frozenset[str]], ...] = ()
+    path_root: str = ""  # what per-path globs are relative to ("" = the working directory)
 
     @classmethod
     def build(
@@ -446,6 +467,7 @@ class Policy:
         severity: dict[str, Severity] | None = None,
         extra_allowlist: Sequence[str] = (),
         per_path_ignore: Sequence[tuple[str, Sequence[str]]] = (),
+        path_root: str = "",
     ) -> Policy:
         """AllowlistError when an ``extra_allowlist`` entry is not an exact name."""
         sel = [s.upper() for s in select]
@@ -462,6 +484,7 @@ class Policy:
             ruleset.allowlist.extended(tuple(extra_allowlist)),
             dict(severity or {}),
             tuple((p, frozenset(i.upper() for i in ids)) for p, ids in per_path_ignore),
+            path_root,
         )
 
     def matching_rules(self, fact: Fact) -> list[Rule]:
@@ -494,10 +517,8 @@ class Policy:
         return out
 
     def _ignored(self, rule_id: str, path: str) -> bool:
-        from fnmatch import fnmatch
-
         return any(
-            fnmatch(path, pat) and any(rule_id.startswith(i) for i in ids)
+            any(rule_id.startswith(i) for i in ids) and path_matches(pat, path, self.path_root)
             for pat, ids in self.per_path_ignore
         )
 

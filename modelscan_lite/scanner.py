@@ -43,6 +43,7 @@ def build_policy(config: Config) -> Policy:
         config.severity,
         config.allow_globals,
         [(p, ids) for p, ids in config.per_path_ignores],
+        config.root or os.getcwd(),
     )
 
 
@@ -369,6 +370,7 @@ def scan_paths(
             results = [_read_by_repo(r, roots) for r in results]
             results.extend(scan_repo(root, policy, config) for root in roots)
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
+    notes.extend(_degraded_evidence(results))
     if config.dynamic != "off":
         real = {f"{s.display}/{rel}": blob for s in snaps for rel, blob in s.files.items()}
         real.update({s.display: s.path for s in snaps})
@@ -383,6 +385,18 @@ def scan_paths(
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
     )
+
+
+def _degraded_evidence(results: list[ArtifactResult]) -> list[str]:
+    """A note when fickling could not be imported (once, with the reason): the verdicts stand,
+    but the decompiled evidence is missing, and a broken install is never silent."""
+    from .formats.pickles import FICKLING_MISSING
+
+    for result in results:
+        for finding in result.findings:
+            if finding.evidence and finding.evidence.startswith(FICKLING_MISSING):
+                return [finding.evidence.splitlines()[0].lstrip("# ")]
+    return []
 
 
 def _dynamic(

@@ -279,16 +279,86 @@ def test_link_inside_the_folder_is_named_and_scanned_once(tmp_path: Path) -> Non
     assert "alias: directory link to" in notes and "up: directory link to" in notes
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read anything")
-def test_unreadable_directory_is_an_error(tmp_path: Path) -> None:
-    locked = tmp_path / "repo" / "locked"
-    locked.mkdir(parents=True)
-    locked.chmod(0)
+def _drop_file_read_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the
+    bounding set, so even root obeys file modes (root reads anything otherwise, and an
+    unreadable entry could not be tested as root)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "PR_CAPBSET_DROP")
+
+
+def test_unreadable_directory_and_file_are_errors(tmp_path: Path) -> None:
+    """Run as root too (as CI does), with the capabilities that bypass file modes dropped."""
+    drop = {"preexec_fn": _drop_file_read_override} if os.geteuid() == 0 else {}
+    repo = tmp_path / "repo"
+    (repo / "locked").mkdir(parents=True)
+    (repo / "locked" / "evil.pkl").write_bytes(payload_system())
+    (repo / "secret.pkl").write_bytes(payload_system())
+    (repo / "locked").chmod(0)
+    (repo / "secret.pkl").chmod(0)
     try:
-        code, report = _walk_report(tmp_path / "repo")
+        out = run_cli("--format", "json", str(repo), cwd="/", **drop)
     finally:
-        locked.chmod(0o755)
-    assert code == 2 and "cannot read this directory" in "\n".join(report["errors"])  # type: ignore[arg-type]
+        (repo / "locked").chmod(0o755)
+    report = json.loads(out.stdout)
+    errors = "\n".join(report["errors"])
+    assert out.returncode == 2, report
+    assert f"{repo / 'locked'}: cannot read this directory (Permission denied)" in errors
+    assert f"{repo / 'secret.pkl'}" in errors and "Permission denied" in errors
+
+
+def test_path_longer_than_the_system_limit_is_an_error(tmp_path: Path) -> None:
+    """A tree deeper than PATH_MAX (4096 bytes) cannot be opened by name: the scan says which
+    folder it could not read, and never exits 0."""
+    fd = os.open(tmp_path, os.O_RDONLY)
+    depth = 0
+    try:
+        while depth * 201 < 4300:
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, depth = inner, depth + 1
+        with open(os.open("evil.pkl", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "wb") as f:
+            f.write(payload_system())
+    finally:
+        os.close(fd)
+    code, report = _walk_report(tmp_path)
+    errors = "\n".join(report["errors"])  # type: ignore[arg-type]
+    assert code == 2, report
+    assert "cannot read this directory (File name too long)" in errors, errors
+
+
+def test_per_path_ignores_are_anchored_to_the_config_folder(tmp_path: Path) -> None:
+    """Like ruff: a glob with a ``/`` is relative to the folder of the pyproject.toml that
+    holds it, whatever the working directory; a glob without one matches file names."""
+    project = tmp_path / "project"
+    for folder in ("vendor", "src/vendor", "sub"):
+        (project / folder).mkdir(parents=True)
+    for name in ("vendor/evil.pkl", "src/vendor/evil.pkl", "sub/fixture.pkl"):
+        (project / name).write_bytes(payload_system())
+    (project / "pyproject.toml").write_text(
+        '[tool.modelscan-lite]\nper-path-ignores = { "vendor/*" = ["P1"], "fixture.pkl" = ["P"] }\n'
+    )
+
+    def failing(cwd: Path, *args: str) -> list[str]:
+        out = run_cli("--format", "json", *args, cwd=cwd)
+        report = json.loads(out.stdout)
+        return sorted(
+            os.path.relpath(os.path.join(cwd, a["path"]), project)
+            for a in report["artifacts"]
+            if any(f["rule"].startswith("P1") for f in a["findings"])
+        )
+
+    # from the project, from a sub-folder (config found above), and from elsewhere via --config
+    assert failing(project, ".") == ["src/vendor/evil.pkl"]
+    assert failing(project / "sub", "..") == ["src/vendor/evil.pkl"]
+    assert failing(tmp_path, "--config", str(project / "pyproject.toml"), "project") == [
+        "src/vendor/evil.pkl"
+    ]
 
 
 def test_long_protocol0_text_argument_is_read_through(tmp_path: Path) -> None:
@@ -333,3 +403,22 @@ def test_unrecognised_content_in_a_compression_layer_is_reported(tmp_path: Path)
     plain = tmp_path / "notes.txt.gz"
     plain.write_bytes(gzip.compress(b"just some text\n", mtime=0))
     assert run_cli(str(plain)).returncode == 0
+
+
+def test_missing_fickling_is_said_not_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without fickling (a broken install) the verdict stands, the evidence says why it is
+    only the scanner's summary, and the report's notes say it once."""
+    from modelscan_lite.config import Config
+    from modelscan_lite.scanner import scan_paths
+
+    target = tmp_path / "m.pkl"
+    target.write_bytes(payload_system())
+    monkeypatch.setitem(sys.modules, "fickling.fickle", None)  # import raises ImportError
+    report = scan_paths([str(target)], Config(jobs=1))
+    (finding,) = [f for f in report.artifacts[0].findings if f.rule == "P101"]
+    first, *rest = (finding.evidence or "").splitlines()
+    assert first.startswith("# fickling is not importable") and "pip install fickling" in first
+    assert any("system(" in line for line in rest), finding.evidence
+    assert any(n.startswith("fickling is not importable") for n in report.notes), report.notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import venv
@@ -46,31 +47,26 @@ def test_wheel_contains_every_rule(wheel: Path) -> None:
 
 
 def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
+    """A fresh venv that sees nothing of this interpreter's packages (also when the tests run
+    inside a venv), with the wheel and its declared runtime dependencies only: the scan finds
+    the payload and the evidence is fickling's decompilation, so every import fickling needs
+    is declared."""
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(py),
-            "install",
-            "--no-deps",
-            "-q",
-            str(wheel),
-        ],
-        check=True,
-        timeout=300,
-    )
+    install = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)]
+    subprocess.run(install, check=True, timeout=600)
     sample = tmp_path / "x.pkl"
     sample.write_bytes((ROOT / "samples/P101/bad-posix-system.pkl").read_bytes())
-    where = "import modelscan_lite; print(modelscan_lite.__file__)"
+    probe = (
+        "import modelscan_lite, importlib.util as u; "
+        "print(modelscan_lite.__file__, u.find_spec('torch'))"
+    )
     proc = subprocess.run(
-        [str(py), "-c", where], cwd=tmp_path, capture_output=True, text=True, check=True
+        [str(py), "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert str(env_dir) in proc.stdout, "the test must use the installed copy"
+    assert proc.stdout.split()[-1] == "None", "the venv must not see this interpreter's packages"
     proc = subprocess.run(
         [str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)],
         cwd=tmp_path,
@@ -78,7 +74,10 @@ def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path)
         text=True,
     )
     assert proc.returncode == 1, proc.stderr
-    assert '"P101"' in proc.stdout
+    report = json.loads(proc.stdout)
+    (finding,) = [f for f in report["artifacts"][0]["findings"] if f["rule"] == "P101"]
+    assert "from posix import system" in finding["evidence"], finding["evidence"]
+    assert "not importable" not in finding["evidence"] and not report.get("notes")
     doc = subprocess.run(
         [str(py), "-m", "modelscan_lite", "rule", "P101"],
         cwd=tmp_path,

@@ -25,6 +25,8 @@ from .streams import BytesSource, Source
 # Opcodes that can start a pickle without PROTO: anything pushing a value or a mark.
 STARTS = frozenset(b"(]})cNILFSVXUTKJMGldtipghBC\x8c\x8d\x8e\x8f\x88\x89\x8a\x8b\x95\x96")
 MAX_EVIDENCE_STREAM = 1 << 20
+# first evidence line when fickling cannot be imported; the scanner also puts it in the notes
+FICKLING_MISSING = "# fickling is not importable, evidence is the scanner's own summary"
 # error kinds that are about the budget or the container, not about the pickle itself
 NOT_PICKLE_ERRORS = frozenset(
     {"joblib-array-unknown", "decompressed-size", "compression-ratio", "stream-corrupt"}
@@ -276,7 +278,10 @@ def decompile(src: Source, res: StreamResult) -> str | None:
         return _summary(res)
     try:
         from fickling.fickle import Pickled
-
+    except ImportError as exc:  # a broken install is said where the evidence is, not hidden
+        summary = _summary(res) or ""
+        return f"{FICKLING_MISSING} ({type(exc).__name__}: {exc}; pip install fickling)\n{summary}"
+    try:
         # fickling prints warnings about malformed streams on stdout, which carries only
         # the report: keep whatever it writes out of both streams
         with (
