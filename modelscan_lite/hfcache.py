@@ -5,8 +5,10 @@ contents, named by their content hash), ``refs/<ref>`` (a commit id) and
 ``snapshots/<commit>/<path>`` (symbolic links into ``blobs``). The cache lives in
 ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``.
 
-Each blob is scanned once, however many snapshots link to it; its findings are then reported
-under every ``hf://ORG/NAME@REVISION/path`` that uses it. A snapshot link that resolves outside
+Each file is scanned at its name in the snapshot (a blob has no extension, and its siblings,
+such as ONNX external data, are found through the snapshot as the loaders find them); revisions
+sharing a blob under the same name and siblings share one scan. Findings are reported under
+``hf://ORG/NAME@REVISION/path``. A snapshot link that resolves outside
 its repo's ``blobs`` folder is a finding and is not followed. Remote repos are downloaded with
 ``huggingface_hub`` (the ``[hf]`` extra) into the cache and scanned the same way.
 """
@@ -96,6 +98,25 @@ def snapshots(cache: str) -> list[Snapshot]:
             _resolve_files(snap, os.path.realpath(os.path.join(repo_dir, "blobs")))
             out.append(snap)
     return out
+
+
+def cache_blobs_of(folder: str) -> str | None:
+    """The real ``blobs`` folder of the cached repo whose snapshot holds ``folder`` (a path as
+    named, links not resolved), or ``None`` outside a cache layout. Inside one, a file named
+    in a snapshot is a link into that folder, and loaders follow it."""
+    parts = os.path.abspath(folder).split(os.sep)
+    for i in range(len(parts) - 2, 0, -1):
+        if parts[i] != "snapshots" or not parts[i - 1].startswith(REPO_KINDS):
+            continue
+        blobs = os.path.join(os.sep.join(parts[:i]) or os.sep, "blobs")
+        if os.path.isdir(blobs):
+            return os.path.realpath(blobs)
+    return None
+
+
+def in_cache_blobs(real: str, blobs: str | None) -> bool:
+    """Whether a resolved path is a blob of that cached repo (directly in ``blobs``)."""
+    return blobs is not None and os.path.dirname(real) == blobs
 
 
 def _resolve_files(snap: Snapshot, blobs: str) -> None:

@@ -269,15 +269,44 @@ def _scan_all(
     return out
 
 
+def _cache_representatives(snaps: Sequence[Snapshot]) -> dict[str, str]:
+    """For each file of the snapshots, the snapshot path scanned for it. A file is scanned at
+    its name in the snapshot, never as a bare blob: the checks that depend on the name
+    (extension, sibling files, ONNX external data) see what a loader sees. Revisions that share
+    a blob under the same name with the same siblings share one scan."""
+    import hashlib
+
+    chosen: dict[str, str] = {}
+    seen: dict[tuple[str, str, str], str] = {}
+    for snap in snaps:
+        folders: dict[str, list[tuple[str, str]]] = {}
+        for rel, blob in snap.files.items():
+            folders.setdefault(os.path.dirname(rel), []).append((os.path.basename(rel), blob))
+        signature = {
+            folder: hashlib.sha256(repr(sorted(items)).encode()).hexdigest()
+            for folder, items in folders.items()
+        }
+        for rel, blob in snap.files.items():
+            path = os.path.join(snap.path, rel)
+            key = (blob, rel, signature[os.path.dirname(rel)])
+            chosen[path] = seen.setdefault(key, path)
+    return chosen
+
+
 def _snapshot_results(
-    snap: Snapshot, by_path: dict[str, ArtifactResult], policy: Policy, config: Config
+    snap: Snapshot,
+    by_path: dict[str, ArtifactResult],
+    scanned_as: dict[str, str],
+    policy: Policy,
+    config: Config,
 ) -> list[ArtifactResult]:
-    """A cached or downloaded snapshot: its files (scanned once per blob) and repo findings."""
+    """A cached or downloaded snapshot: its files and repo findings, under ``hf://`` names."""
     from .hfcache import relocate
     from .repo import looks_like_repo
 
     out = [
-        relocate(by_path[blob], f"{snap.display}/{rel}") for rel, blob in sorted(snap.files.items())
+        relocate(by_path[scanned_as[os.path.join(snap.path, rel)]], f"{snap.display}/{rel}")
+        for rel in sorted(snap.files)
     ]
     extra = [
         Fact(
@@ -355,13 +384,14 @@ def scan_paths(
     local = [p for p in paths if not p.startswith("hf://")]
     notes: list[str] = []
     files = list(dict.fromkeys(iter_files(local, errors, notes)))
-    blobs = [b for s in snaps for b in s.files.values()]
+    scanned_as = _cache_representatives(snaps)
     ruleset = load_rules()
     policy = build_policy(config)
-    by_path = _scan_all(list(dict.fromkeys(files + blobs)), policy, config, progress)
+    todo = list(dict.fromkeys(files + list(scanned_as.values())))
+    by_path = _scan_all(todo, policy, config, progress)
     results = [by_path[f] for f in files]
     for snap in snaps:
-        results.extend(_snapshot_results(snap, by_path, policy, config))
+        results.extend(_snapshot_results(snap, by_path, scanned_as, policy, config))
     for path in local:
         if os.path.isdir(path):
             from .repo import find_repos

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import fickling.fickle  # noqa: F401 - it subclasses pickle.Unpickler at import: before the tripwire
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

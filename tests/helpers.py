@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from modelscan_lite.config import Config
@@ -43,3 +45,22 @@ def find(result: ArtifactResult, rule: str, member: str | None = None) -> Findin
 
 def all_rule_ids() -> list[str]:
     return [r.id for r in load_rules().rules]
+
+
+def add_cached_repo(
+    cache: Path, repo: str, revisions: list[tuple[str, dict[str, bytes], str | None]]
+) -> None:
+    """A repo in a Hugging Face cache layout: blobs by content hash, snapshot links, refs."""
+    root = cache / ("models--" + repo.replace("/", "--"))
+    (root / "blobs").mkdir(parents=True, exist_ok=True)
+    (root / "refs").mkdir(exist_ok=True)
+    for rev, files, ref in revisions:
+        for name, data in files.items():
+            blob = root / "blobs" / hashlib.sha256(data).hexdigest()
+            if not blob.exists():
+                blob.write_bytes(data)
+            dst = root / "snapshots" / rev / name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.relpath(blob, dst.parent), dst)
+        if ref:
+            (root / "refs" / ref).write_text(rev)

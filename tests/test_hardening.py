@@ -422,3 +422,90 @@ def test_missing_fickling_is_said_not_swallowed(
     assert first.startswith("# fickling is not importable") and "pip install fickling" in first
     assert any("system(" in line for line in rest), finding.evidence
     assert any(n.startswith("fickling is not importable") for n in report.notes), report.notes
+
+
+# -- the Hugging Face cache layout: files judged by their snapshot name ---------------------
+
+
+def _onnx_with_external_data(folder: Path) -> dict[str, bytes]:
+    """model.onnx + model.onnx_data as the torch exporter and Optimum write them."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])
+    w = helper.make_tensor("W", TensorProto.FLOAT, [4, 4], b"\0\0\x80?" * 16, raw=True)
+    graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "g", [x], [y], [w])
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save(
+        helper.make_model(graph),
+        folder / "model.onnx",
+        save_as_external_data=True,
+        location="model.onnx_data",
+        size_threshold=0,
+    )
+    return {name: (folder / name).read_bytes() for name in ("model.onnx", "model.onnx_data")}
+
+
+def _cache_report(cache: Path, *args: str) -> tuple[int, dict[str, object]]:
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    out = run_cli("--format", "json", *args, env=env)
+    return out.returncode, json.loads(out.stdout)
+
+
+def _rules_at(report: dict[str, object], suffix: str) -> set[str]:
+    return {
+        f["rule"]
+        for a in report["artifacts"]  # type: ignore[attr-defined]
+        for f in a["findings"]
+        if f["location"]["path"].endswith(suffix)
+    }
+
+
+def test_onnx_external_data_resolves_through_the_snapshot(tmp_path: Path) -> None:
+    from .helpers import add_cached_repo
+
+    files = _onnx_with_external_data(tmp_path / "export")
+    cache = tmp_path / "hub"
+    add_cached_repo(cache, "org/onnx", [("a" * 40, files, "main")])
+    snapshot = cache / "models--org--onnx" / "snapshots" / ("a" * 40)
+    for args in ([str(snapshot)], ["--hf-cache"]):
+        code, report = _cache_report(cache, *args)
+        assert code == 0 and not _rules_at(report, "model.onnx"), (args, report)
+
+
+def test_onnx_external_data_leaving_the_cached_repo_is_still_an_escape(tmp_path: Path) -> None:
+    from .helpers import add_cached_repo
+
+    files = _onnx_with_external_data(tmp_path / "export")
+    cache = tmp_path / "hub"
+    add_cached_repo(cache, "org/onnx", [("a" * 40, {"model.onnx": files["model.onnx"]}, "main")])
+    add_cached_repo(cache, "org/other", [("b" * 40, {"x": files["model.onnx_data"]}, "main")])
+    snapshot = cache / "models--org--onnx" / "snapshots" / ("a" * 40)
+    other_blob = next((cache / "models--org--other" / "blobs").iterdir())
+    (snapshot / "model.onnx_data").symlink_to(other_blob)  # another repo's blob
+    code, report = _cache_report(cache, str(snapshot))
+    assert code == 1 and "O401" in _rules_at(report, "model.onnx"), report
+    code, report = _cache_report(cache, "--hf-cache")
+    assert code == 1 and "H405" in _rules_at(report, "model.onnx_data"), report
+
+
+@pytest.mark.parametrize(
+    "name, content, rule",
+    [
+        ("model.safetensors", payload_system(), "A203"),  # a pickle under a safe name
+        ("pytorch_model.bin", b"\x07" * 4096, "X201"),  # unknown bytes under a model name
+    ],
+)
+def test_cache_files_are_judged_by_their_snapshot_name(
+    tmp_path: Path, name: str, content: bytes, rule: str
+) -> None:
+    """The same file fails the same way in a folder scan and from --hf-cache."""
+    from .helpers import add_cached_repo
+
+    cache = tmp_path / "hub"
+    add_cached_repo(cache, "org/m", [("a" * 40, {name: content}, "main")])
+    snapshot = cache / "models--org--m" / "snapshots" / ("a" * 40)
+    for args in ([str(snapshot)], ["--hf-cache"]):
+        code, report = _cache_report(cache, *args)
+        assert code == 1 and rule in _rules_at(report, name), (args, report)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ from modelscan_lite.config import Config
 from modelscan_lite.model import Report, Severity
 
 from .conftest import SAMPLES
+from .helpers import add_cached_repo
 
 OK_REPO = SAMPLES / "H101" / "ok-repo"
 
@@ -180,37 +180,19 @@ def test_python_is_parsed_not_imported(tmp_path: Path) -> None:
 # --- the Hugging Face cache --------------------------------------------------------------------
 
 
-def _add_repo(
-    cache: Path, repo: str, revisions: list[tuple[str, dict[str, bytes], str | None]]
-) -> None:
-    root = cache / ("models--" + repo.replace("/", "--"))
-    (root / "blobs").mkdir(parents=True, exist_ok=True)
-    (root / "refs").mkdir(exist_ok=True)
-    for rev, files, ref in revisions:
-        for name, data in files.items():
-            blob = root / "blobs" / hashlib.sha256(data).hexdigest()
-            if not blob.exists():
-                blob.write_bytes(data)
-            dst = root / "snapshots" / rev / name
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.path.relpath(blob, dst.parent), dst)
-        if ref:
-            (root / "refs" / ref).write_text(rev)
-
-
 @pytest.fixture
 def hf_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cache = tmp_path / "hub"
     files = {p.name: p.read_bytes() for p in OK_REPO.iterdir()}
     evil = {**files, "pytorch_model.bin": (SAMPLES / "P101/bad-torch-zip.pt").read_bytes()}
-    _add_repo(cache, "org/clean", [("a" * 40, files, "main"), ("b" * 40, files, None)])
-    _add_repo(cache, "org/evil", [("c" * 40, evil, "main"), ("d" * 40, files, None)])
+    add_cached_repo(cache, "org/clean", [("a" * 40, files, "main"), ("b" * 40, files, None)])
+    add_cached_repo(cache, "org/evil", [("c" * 40, evil, "main"), ("d" * 40, files, None)])
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return cache
 
 
-def test_cache_scans_each_blob_once_and_names_repo_and_revision(
+def test_cache_scans_each_file_once_and_names_repo_and_revision(
     hf_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import modelscan_lite.scanner as scanner
@@ -224,8 +206,10 @@ def test_cache_scans_each_blob_once_and_names_repo_and_revision(
 
     monkeypatch.setattr(scanner, "scan_file", counting)
     report = scanner.scan_paths([], Config(jobs=1), hf_cache=True)
-    blobs = {str(p) for p in hf_cache.rglob("blobs/*")}
-    assert sorted(calls) == sorted(blobs)  # every blob once, nothing else
+    # each file at its snapshot name, never twice for revisions with the same files
+    assert len(calls) == len(set(calls)) and all("/snapshots/" in c for c in calls)
+    clean = [c for c in calls if "models--org--clean" in c]
+    assert len(clean) == len(list(OK_REPO.iterdir()))  # revisions a and b share every scan
     hit = next(f for f in report.findings if f.rule == "P101")
     assert hit.location.path == f"hf://org/evil@{'c' * 40}/pytorch_model.bin"
     paths = {a.path for a in report.artifacts}

@@ -545,10 +545,15 @@ def _check_external(
             f"external data `{location}` of `{name}` cannot be checked inside an archive",
         )
         return
+    from ..hfcache import cache_blobs_of, in_cache_blobs
+
     target = os.path.join(base_dir, location)
     real = os.path.realpath(target)
     base_real = os.path.realpath(base_dir)
-    if os.path.commonpath([real, base_real]) != base_real:
+    # in a Hugging Face cache snapshot every file is a link into the repo's blobs: the
+    # loaders follow it, so a blob of the same repo is inside the model directory
+    cached = in_cache_blobs(real, cache_blobs_of(base_dir))
+    if os.path.commonpath([real, base_real]) != base_real and not cached:
         ctx.emit(
             "onnx.external-escape",
             location,
@@ -562,7 +567,8 @@ def _check_external(
     except OSError:
         ctx.emit("onnx.external-missing", location, loc, tensor=name)
         return
-    if os.path.islink(target) or any(os.path.islink(p) for p in _parents(target, base_dir)):
+    linked_folder = any(os.path.islink(p) for p in _parents(target, base_dir))
+    if linked_folder or (os.path.islink(target) and not cached):
         ctx.emit(
             "onnx.external-escape",
             location,

@@ -278,7 +278,7 @@ def decompile(src: Source, res: StreamResult) -> str | None:
         return _summary(res)
     try:
         from fickling.fickle import Pickled
-    except ImportError as exc:  # a broken install is said where the evidence is, not hidden
+    except Exception as exc:  # a broken install is said where the evidence is, not hidden
         summary = _summary(res) or ""
         return f"{FICKLING_MISSING} ({type(exc).__name__}: {exc}; pip install fickling)\n{summary}"
     try:
