@@ -418,10 +418,13 @@ def path_matches(pattern: str, path: str, root: str = "") -> bool:
     if "/" not in pattern:
         return fnmatchcase(os.path.basename(full), pattern)
     base = os.path.abspath(root or os.getcwd())
-    rel = os.path.relpath(full, base)
-    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        return False
-    return fnmatchcase(rel.replace(os.sep, "/"), pattern.removeprefix("./"))
+    # as named, and with the folders' links resolved (a cwd or config reached through a link)
+    real = os.path.join(os.path.realpath(os.path.dirname(full)), os.path.basename(full))
+    for candidate, anchor in ((full, base), (real, os.path.realpath(base))):
+        rel = os.path.relpath(candidate, anchor)
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            return fnmatchcase(rel.replace(os.sep, "/"), pattern.removeprefix("./"))
+    return False
 
 
 def fingerprint(rule_id: str, where: Location, value: str) -> str:
