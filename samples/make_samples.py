@@ -808,6 +808,23 @@ def dynamic_samples() -> dict[str, bytes]:
             call("atexit", "register", GLOBAL("builtins", "print"), U("bye"))
         ),
         "D107/bad-setsid.pkl": pk(call("os", "setsid")),
+        # writes a line that is not JSON on every socket it holds (its report channel)
+        "D108/bad-forged-report.pkl": pk(
+            call(
+                "builtins",
+                "exec",
+                U(
+                    "import os, stat\n"
+                    "for fd in range(3, 64):\n"
+                    "    try:\n"
+                    "        if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+                    "            os.write(fd, b'not json\\n')\n"
+                    "    except OSError:\n"
+                    "        pass\n"
+                ),
+                EMPTY_DICT,
+            )
+        ),
         "D201/bad-raises.pkl": pk(call("builtins", "int", U("not a number"))),
         "D202/bad-predict-fails.pkl": pk(
             call("types", "SimpleNamespace"),
@@ -834,6 +851,7 @@ def dynamic_samples() -> dict[str, bytes]:
                 "D105",
                 "D106",
                 "D107",
+                "D108",
                 "D201",
                 "D202",
                 "D301",

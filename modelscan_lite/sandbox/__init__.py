@@ -3,8 +3,9 @@
 ``scan --dynamic auto|require`` calls :func:`run_dynamic` after the static scan. Each artifact
 whose format has a real loader is loaded in its own confined child (:mod:`.supervisor`), and
 what happened becomes ``dynamic.*`` facts, judged by the D-family rules like any other fact:
-refused attempts (spawn, network, writes, reads, escapes), Python-level events reported from
-inside (ctypes loads, exit handlers), load and inference failures, non-finite values, output
+refused attempts (spawn, network, writes and metadata changes, reads and lookups, escapes,
+signals), Python-level events reported from inside (ctypes loads, exit handlers), tampering
+with the report channel, load and inference failures, non-finite values, output
 shapes, timeouts, memory and crashes. Nothing here imports a loader library: those imports
 happen in the child (:mod:`.loaders`).
 """
@@ -116,6 +117,28 @@ def outcome_facts(outcome: Outcome, options: Options) -> list[Fact]:
                 "\n".join(filter(None, [head, context])),
             )
         )
+    for kind, more in outcome.audit_over_cap.items():
+        if kind in AUDIT_ONLY:
+            facts.append(
+                Fact(
+                    AUDIT_ONLY[kind],
+                    f"{more} more event(s), not listed: the recording cap was reached",
+                    where,
+                    (("source", "audit hook"), ("count", str(more))),
+                )
+            )
+    for what, times in outcome.channel.items():
+        facts.append(
+            Fact(
+                "dynamic.channel",
+                what,
+                where,
+                (("count", str(times)), ("backend", outcome.backend)),
+                "the loader writes one JSON line per event and one result, then exits; this was "
+                "written by other code in the sandboxed process. The kernel's (seccomp) records "
+                "above are unaffected.",
+            )
+        )
     if not any(e.kind == "spawn" for e in outcome.events):
         # the Python-level attempt when no exec reached the kernel (e.g. refused earlier)
         for call in python_side["spawn"][:5]:
@@ -201,6 +224,10 @@ def _run_record(outcome: Outcome) -> DynamicRun:
     note = outcome.summary.get("note") if isinstance(outcome.summary.get("note"), str) else None
     if outcome.status in ("unsupported", "error"):
         note = outcome.error
+    if outcome.read_only_failed:
+        note = "; ".join(
+            filter(None, [note, "not made read-only: " + ", ".join(outcome.read_only_failed)])
+        )
     return DynamicRun(
         loader=outcome.loader,
         backend=outcome.backend,

@@ -1,8 +1,10 @@
 """The sandboxed child: confine itself, warm the loader up, hand the watch to the parent, load.
 
-Order matters and is fixed here: (1) the built-in namespace jail when asked (needs one thread);
-(2) rlimits; (3) Landlock, while the process still has one thread, since Landlock binds the
-calling thread and its future children only; (4) the loader's warm-up imports, now already
+Order matters and is fixed here: (1) the built-in namespace jail when asked (needs one thread;
+everything but the scratch dir read-only); (2) rlimits; (3) Landlock, while the process still
+has one thread, since Landlock binds the calling thread and its future children only, then
+every capability dropped (bounding, ambient, inheritable, permitted, effective) with
+``no_new_privs`` already set; (4) the loader's warm-up imports, now already
 confined; (5) the seccomp filter on every thread, whose listener fd goes to the parent and is
 closed here before any artifact byte is touched; (6) an audit hook that reports Python-level
 events (resolved pickle globals, spawns, ctypes loads) to the parent; (7) the load and the one
@@ -108,17 +110,27 @@ def _peak_rss() -> int:
 def main(spec: dict[str, Any]) -> None:
     global _out_fd
     _out_fd = spec["fd"]
+    read_only_failed: list[str] = []
     if spec.get("jail") == "builtin":
         from .jail import enter
 
-        enter()
+        read_only_failed = enter(spec["write"])
     _set_limits(spec)
     policy = PathPolicy(tuple(spec["read"]), tuple(spec["write"]), tuple(spec["devices"]))
     from . import landlock, seccomp
     from .loaders import LOADERS, InferenceError, Unsupported
+    from .syscalls import drop_capabilities
 
     abi = landlock.restrict(policy.read, policy.write, policy.devices)
-    send({"type": "layer", "landlock_abi": abi})
+    bounding = drop_capabilities()
+    send(
+        {
+            "type": "layer",
+            "landlock_abi": abi,
+            "bounding_set_dropped": bounding,
+            "read_only_failed": read_only_failed,
+        }
+    )
     warm, run = LOADERS[spec["loader"]]
     t0 = time.perf_counter()
     try:

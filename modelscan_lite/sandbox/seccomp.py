@@ -4,8 +4,11 @@ The sandboxed child installs :func:`install` after its warm-up imports. Syscalls
 outside the sandbox (spawns, opens, connects, binds, addressed sends, non-UNIX sockets) are not
 decided by the child: the kernel parks them and hands them to the trusted parent through the
 listener fd (:class:`Notification`), which reads the arguments from the child's memory,
-records the attempt and answers allow or deny. Syscalls that only ever serve an escape
-(``ptrace``, ``io_uring_setup``, ``bpf``, ``setsid``...) are parked too, and always refused.
+records the attempt and answers allow or deny. Metadata changes (chmod, chown, utimes, xattrs),
+name changes (rename, link, symlink, mkdir, unlink, truncate), lookups (stat, access, readlink)
+and signals are parked and judged too. Syscalls that only ever serve an escape or tamper with
+the host (``ptrace``, ``process_vm_*``, ``pidfd_getfd``, ``open_by_handle_at``, ``mount``,
+``unshare``, ``chroot``, ``sethostname``, ``setsid``...) are parked, always refused and recorded.
 
 The parent's view is evidence, not enforcement: memory it reads may change before the kernel
 acts (TOCTOU), which is why every "allow" answer is followed by Landlock's own check, and every
@@ -63,10 +66,77 @@ NOTIFY = (
     "sendmsg",
     "sendmmsg",
 )
-# syscalls that only serve an escape: always refused, and recorded
+# metadata changes: always refused (no second layer could stop a racing thread), recorded when
+# the target is outside the scratch dir
+META = (
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "utime",
+    "utimes",
+    "futimesat",
+    "utimensat",
+    "setxattr",
+    "lsetxattr",
+    "fsetxattr",
+    "removexattr",
+    "lremovexattr",
+    "fremovexattr",
+    "setxattrat",
+    "removexattrat",
+)
+# name changes: allowed in the scratch dir (Landlock checks again), refused and recorded elsewhere
+CHANGES = (
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "unlink",
+    "unlinkat",
+    "rmdir",
+    "truncate",
+)
+# lookups: allowed on readable paths and their parent folders, refused and recorded elsewhere
+LOOKUPS = (
+    "stat",
+    "lstat",
+    "newfstatat",
+    "statx",
+    "access",
+    "faccessat",
+    "faccessat2",
+    "readlink",
+    "readlinkat",
+    "getxattr",
+    "lgetxattr",
+    "listxattr",
+    "llistxattr",
+    "getxattrat",
+    "listxattrat",
+    "statfs",
+)
+# signals: allowed to the sandbox's own processes only
+SIGNALS = ("kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal")
+# syscalls that only serve an escape or tamper with the host: always refused, and recorded
 ESCAPES = (
     "ptrace",
+    "process_vm_readv",
     "process_vm_writev",
+    "pidfd_getfd",
+    "open_by_handle_at",
+    "name_to_handle_at",
     "io_uring_setup",
     "bpf",
     "perf_event_open",
@@ -76,7 +146,42 @@ ESCAPES = (
     "request_key",
     "setsid",
     "setpgid",
+    "sethostname",
+    "setdomainname",
+    "unshare",
+    "setns",
+    "chroot",
+    "pivot_root",
+    "mount",
+    "umount2",
+    "open_tree",
+    "move_mount",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "mount_setattr",
+    "reboot",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "swapon",
+    "swapoff",
+    "acct",
+    "settimeofday",
+    "clock_settime",
+    "iopl",
+    "ioperm",
+    "quotactl",
+    "vhangup",
 )
+# clone(2) with any of these flags makes namespaces: parked (and refused); clone3(2) passes its
+# flags in memory, so it is always parked: the parent records namespace flags and answers ENOSYS
+# (the C library then falls back to clone, whose flags the filter can see)
+CLONE_NAMESPACES = 0x7E020000
+ALL_NOTIFIED = NOTIFY + META + CHANGES + LOOKUPS + SIGNALS + ("clone3",) + ESCAPES
 
 
 class SeccompError(OSError):
@@ -100,7 +205,7 @@ def available() -> bool:
     return SECCOMP is not None and AUDIT_ARCH is not None
 
 
-def program(notify: Iterable[str] = NOTIFY + ESCAPES) -> list[tuple[int, int, int, int]]:
+def program(notify: Iterable[str] = ALL_NOTIFIED) -> list[tuple[int, int, int, int]]:
     """The BPF program as ``(code, jt, jf, k)`` tuples (exposed for tests)."""
     assert AUDIT_ARCH is not None
     prog: list[tuple[int, int, int, int]] = [
@@ -120,6 +225,15 @@ def program(notify: Iterable[str] = NOTIFY + ESCAPES) -> list[tuple[int, int, in
             (_JEQ_K, 0, 1, AF_UNIX),
             (_RET_K, 0, 0, RET_ALLOW),
             (_RET_K, 0, 0, RET_USER_NOTIF),
+        ]
+    clone = number("clone")
+    if clone is not None:
+        prog += [
+            (_JEQ_K, 0, 4, clone),
+            (_LD_W_ABS, 0, 0, 16),  # low half of args[0]: the flags
+            (_JSET_K, 0, 1, CLONE_NAMESPACES),
+            (_RET_K, 0, 0, RET_USER_NOTIF),
+            (_RET_K, 0, 0, RET_ALLOW),
         ]
     for name in notify:
         nr = number(name)

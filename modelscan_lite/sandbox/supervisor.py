@@ -32,6 +32,11 @@ from .syscalls import pidfd_getfd
 from .watch import Event, Watcher
 
 BACKENDS = ("bwrap", "namespaces", "landlock")
+MAX_LINE = 1 << 20  # the child's longest legitimate message is a few KiB
+MAX_AUDIT = 1000  # distinct audit events kept per kind; more are counted, never dropped silently
+AUDIT_KINDS = ("global", "spawn", "native", "network", "write", "read", "atexit")
+GRACE = 1.0  # seconds the child has to exit after its result, still watched
+STAGES = ("done", "load", "inference", "memory")
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -60,6 +65,16 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     peak_rss: int = 0
     landlock_abi: int = 0
+    # what the child wrote on its channel that the real child never writes: evidence that code
+    # running inside tampered with the report (description -> times seen)
+    channel: dict[str, int] = field(default_factory=dict)
+    audit_over_cap: dict[str, int] = field(default_factory=dict)
+    read_only_failed: list[str] = field(default_factory=list)
+    bounding_set_dropped: bool | None = None
+    _audit_index: dict[tuple[str, str, tuple[str, ...]], dict[str, Any]] = field(
+        default_factory=dict, repr=False
+    )
+    _audit_kinds: dict[str, int] = field(default_factory=dict, repr=False)
 
 
 class SandboxUnavailable(RuntimeError):
@@ -83,8 +98,11 @@ def _clean_env(scratch: str) -> dict[str, str]:
 
 def _bwrap_prefix(scratch: str) -> list[str]:
     bwrap = shutil.which("bwrap") or "bwrap"
+    # root outside is an unprivileged id inside, as in the built-in jail
+    as_user = ["--unshare-user", "--uid", "1000", "--gid", "1000"] if os.getuid() == 0 else []
     return [
         bwrap,
+        *as_user,
         "--unshare-all",
         "--die-with-parent",
         "--ro-bind", "/", "/",
@@ -149,7 +167,7 @@ def run(target: str, loader: str, backend: str, options: Options) -> Outcome:
         "loader": loader,
         "scratch": scratch,
         "target": os.path.abspath(target),
-        "jail": "builtin" if backend == "namespaces" else None,
+        "jail": "builtin" if backend == "namespaces" else None,  # read-only but for "write"
         "read": policy.read,
         "write": policy.write,
         "devices": policy.devices,
@@ -218,27 +236,57 @@ def _converse(
     deadline: float,
     started: float,
 ) -> Watcher | None:
-    """Read the child's messages until its result, its death or the deadline."""
+    """Read the child's messages until it ends (or the deadline), watching all along.
+
+    What the child says is never trusted to end the watch early: after its result it has
+    :data:`GRACE` seconds to exit, still watched; if it closes the channel, the watch goes on
+    until it exits or the deadline. Messages the real child never sends (malformed, oversized,
+    out of order, after the result) are kept in ``outcome.channel``.
+    """
     watcher: Watcher | None = None
     buf = b""
+    end = deadline
+    finished = eof = skipping = False
     while True:
-        remaining = deadline - time.perf_counter()
+        remaining = end - time.perf_counter()
         if remaining <= 0:
-            outcome.status = "timeout"
+            if not finished:
+                outcome.status = "timeout"
+            return watcher
+        if eof:
+            try:  # the channel is closed: keep the watch until the process ends
+                proc.wait(timeout=min(remaining, 0.25))
+            except subprocess.TimeoutExpired:
+                continue
             return watcher
         ready, _, _ = select.select([sock], [], [], min(remaining, 0.25))
         if not ready:
             if proc.poll() is not None and not select.select([sock], [], [], 0)[0]:
                 return watcher
             continue
-        data = sock.recv(1 << 16)
+        try:
+            data = sock.recv(1 << 16)
+        except OSError:
+            data = b""
         if not data:
-            return watcher  # every copy of the socket closed: the child is gone
+            if watcher is None:
+                return None  # it ended before the watch began: nothing of the artifact ran
+            eof = True  # every copy of the socket closed
+            continue
         buf += data
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
+            if skipping:  # the rest of an oversized message
+                skipping = False
+                continue
             msg = _parse(line)
-            if msg.get("type") == "listener" and watcher is None:
+            if finished:
+                _tamper(outcome, "a message after the result")
+                continue
+            if msg.get("type") == "listener":
+                if watcher is not None:
+                    _tamper(outcome, "a second listener message")
+                    continue
                 listener = _take_listener(proc.pid, msg)
                 if listener is None:
                     outcome.status, outcome.error = "error", "could not take the seccomp listener"
@@ -247,8 +295,17 @@ def _converse(
                 watcher.start()
                 outcome.timings["startup"] = time.perf_counter() - started
                 sock.sendall(b"k")
-            elif _message(msg, outcome):
-                return watcher
+            elif _message(msg, outcome, watching=watcher is not None):
+                finished = True
+                end = min(deadline, time.perf_counter() + GRACE)
+        if len(buf) > MAX_LINE:
+            _tamper(outcome, f"a message longer than {MAX_LINE // 1024} KiB")
+            buf, skipping = b"", True
+
+
+def _tamper(outcome: Outcome, what: str) -> None:
+    if what in outcome.channel or len(outcome.channel) < 20:
+        outcome.channel[what] = outcome.channel.get(what, 0) + 1
 
 
 def _parse(line: bytes) -> dict[str, Any]:
@@ -293,31 +350,80 @@ def _take_listener(root: int, msg: dict[str, Any]) -> int | None:
     return None
 
 
-def _message(msg: dict[str, Any], outcome: Outcome) -> bool:
-    """Apply one message to the outcome; True once the final result has arrived."""
+def _message(msg: dict[str, Any], outcome: Outcome, *, watching: bool) -> bool:
+    """Apply one message to the outcome; True once the final result has arrived.
+
+    Never raises: a message that does not have the shape the real child gives it is recorded
+    as tampering and ignored.
+    """
     kind = msg.get("type")
-    if kind == "layer":
+    try:
+        return _apply(kind, msg, outcome, watching)
+    except (TypeError, ValueError, AttributeError, OverflowError):
+        _tamper(outcome, f"a malformed {str(kind)[:40]!r} message")
+        return False
+
+
+def _apply(kind: object, msg: dict[str, Any], outcome: Outcome, watching: bool) -> bool:
+    if kind in ("layer", "warm") and watching:
+        _tamper(outcome, f"a {kind!r} message after the watch began")
+    elif kind == "layer":
         outcome.landlock_abi = int(msg.get("landlock_abi", 0))
+        failed = msg.get("read_only_failed", [])
+        outcome.read_only_failed = [str(f)[:300] for f in failed[:50]]
+        dropped = msg.get("bounding_set_dropped")
+        outcome.bounding_set_dropped = dropped if isinstance(dropped, bool) else None
     elif kind == "warm":
         outcome.timings["warm"] = float(msg.get("seconds", 0.0))
-    elif kind == "audit" and len(outcome.audit) < 500:
-        outcome.audit.append(msg)
+    elif kind == "audit" and watching:
+        _audit(msg, outcome)
     elif kind == "unsupported":
-        outcome.status, outcome.error = "unsupported", str(msg.get("reason"))
+        outcome.status, outcome.error = "unsupported", str(msg.get("reason"))[:2000]
         return True
-    elif kind == "result":
-        outcome.status = str(msg.get("stage", "crash"))
-        outcome.error = msg.get("error")
+    elif kind == "result" and watching:
+        stage = msg.get("stage", "crash")
+        if stage not in STAGES:
+            raise ValueError(stage)
+        timings = msg.get("timings", {})
+        timings = {str(k): float(v) for k, v in timings.items()}
+        peak = int(msg.get("peak_rss", 0))
         summary = msg.get("summary")
+        error = msg.get("error")
+        outcome.status = stage
+        outcome.error = str(error)[:4000] if error is not None else None
         outcome.summary = summary if isinstance(summary, dict) else {}
-        timings = msg.get("timings")
-        if isinstance(timings, dict):
-            outcome.timings.update({k: float(v) for k, v in timings.items()})
-        outcome.peak_rss = int(msg.get("peak_rss", 0))
+        outcome.timings.update(timings)
+        outcome.peak_rss = peak
         if msg.get("traceback"):
-            outcome.summary["traceback"] = msg["traceback"]
+            outcome.summary["traceback"] = str(msg["traceback"])
         return True
+    else:
+        _tamper(outcome, "a message the loader never sends" if kind else "a line that is not JSON")
     return False
+
+
+def _audit(msg: dict[str, Any], outcome: Outcome) -> None:
+    """Keep one audit event per distinct (kind, event, args), with a count; past
+    :data:`MAX_AUDIT` distinct events of one kind, count the rest."""
+    kind, event, args = msg.get("kind"), msg.get("event"), msg.get("args", [])
+    if not isinstance(kind, str) or not isinstance(event, str) or not isinstance(args, list):
+        raise TypeError("audit")
+    kind, event = kind[:40], event[:200]
+    args = [str(a)[:300] for a in args[:8]]
+    key = (kind, event, tuple(args))
+    known = outcome._audit_index.get(key)
+    if known is not None:
+        known["count"] += 1
+        return
+    if kind not in AUDIT_KINDS:
+        raise ValueError(kind)
+    if outcome._audit_kinds.get(kind, 0) >= MAX_AUDIT:
+        outcome.audit_over_cap[kind] = outcome.audit_over_cap.get(kind, 0) + 1
+        return
+    outcome._audit_kinds[kind] = outcome._audit_kinds.get(kind, 0) + 1
+    entry = {"type": "audit", "kind": kind, "event": event, "args": args, "count": 1}
+    outcome._audit_index[key] = entry
+    outcome.audit.append(entry)
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
