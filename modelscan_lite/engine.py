@@ -117,11 +117,18 @@ def _compile_globs(patterns: Sequence[str]) -> GlobSet | None:
     return GlobSet(patterns) if patterns else None
 
 
+# tails start at most this many components from the end: what a chain resolves to is its end,
+# and every tail of a name with N components would cost O(N^2) (a file-chosen name with
+# thousands of dots made matching quadratic; such a name is never allowlisted anyway)
+MAX_TAIL_COMPONENTS = 16
+
+
 def dotted_tails(value: str) -> list[str]:
-    """``a._b.c`` -> ``a._b.c``, ``_b.c``, ``b.c`` (tails of two or more components)."""
+    """``a._b.c`` -> ``a._b.c``, ``_b.c``, ``b.c`` (tails of two or more components, starting
+    in the last ``MAX_TAIL_COMPONENTS``)."""
     parts = value.split(".")
     out = [value]
-    for i in range(1, len(parts) - 1):
+    for i in range(max(1, len(parts) - MAX_TAIL_COMPONENTS), len(parts) - 1):
         tail = parts[i:]
         out.append(".".join(tail))
         stripped = ".".join(p.lstrip("_") or p for p in tail[:-1]) + "." + tail[-1]

@@ -509,3 +509,20 @@ def test_cache_files_are_judged_by_their_snapshot_name(
     for args in ([str(snapshot)], ["--hf-cache"]):
         code, report = _cache_report(cache, *args)
         assert code == 1 and rule in _rules_at(report, name), (args, report)
+
+
+def test_a_global_with_thousands_of_dots_is_matched_in_linear_time(tmp_path: Path) -> None:
+    """Found by the fuzz campaign: every tail of a file-chosen dotted name made rule matching
+    quadratic (a 40 KB pickle ran for minutes). Tails now start near the end, where what a
+    chain resolves to is named, so a long chain still ends in what it calls."""
+    from modelscan_lite.engine import MAX_TAIL_COMPONENTS, dotted_tails
+
+    chain = ".".join(["path", "os"] * 20_000 + ["system"])
+    tails = dotted_tails("os." + chain)
+    assert len(tails) <= 2 * MAX_TAIL_COMPONENTS + 1
+    assert sum(map(len, tails[1:])) < 200 * MAX_TAIL_COMPONENTS
+    target = tmp_path / "chain.pkl"
+    target.write_bytes(pk(GLOBAL("os", chain) + U("id") + b"\x85R"))
+    out = run_cli("--format", "json", str(target))
+    rules = {f["rule"] for a in json.loads(out.stdout)["artifacts"] for f in a["findings"]}
+    assert out.returncode == 1 and "P101" in rules, rules
