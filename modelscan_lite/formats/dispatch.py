@@ -12,13 +12,15 @@ from __future__ import annotations
 import io
 import lzma
 import os
+import tempfile
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from ..model import Location
 from .base import Context
 from .streams import (
+    CHUNK,
     BudgetExceeded,
     BytesSource,
     DecodedStream,
@@ -29,6 +31,7 @@ from .streams import (
 )
 
 HEAD = 4096
+SPOOL_MEMORY = 16 << 20  # a random-access member from a stream larger than this goes to disk
 COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
 RANDOM_ACCESS = ("zip", "7z", "safetensors", "gguf", "onnx")
 # Extensions that promise content which cannot run code; a pickle behind one is a lie.
@@ -192,23 +195,31 @@ def dispatch_stream(
         ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
         return "unknown"
     if fmt in RANDOM_ACCESS:
+        # copied in 1 MiB steps to a spooled temp file (memory up to SPOOL_MEMORY, then
+        # disk): reading it whole into one bytes object once cost twice its size in memory
         limit = ctx.limits.max_member_read
-        try:
-            data = head + src.read(limit + 1 - len(head))
-        except BudgetExceeded as exc:
-            ctx.anomaly(exc.what, where, exc.detail)
-            return fmt
-        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
-            ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
-            return fmt
-        if len(data) > limit:
-            ctx.anomaly(
-                "budget-member-size",
-                where,
-                f"a {fmt} archive inside a stream is larger than {limit} bytes",
-            )
-            return fmt
-        return dispatch_bytes(data, where, ctx, name)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
+            size = spool.write(head)
+            try:
+                while size <= limit:
+                    chunk = src.read(min(CHUNK, limit + 1 - size))
+                    if not chunk:
+                        break
+                    size += spool.write(chunk)
+            except BudgetExceeded as exc:
+                ctx.anomaly(exc.what, where, exc.detail)
+                return fmt
+            except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+                ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
+                return fmt
+            if size > limit:
+                ctx.anomaly(
+                    "budget-member-size",
+                    where,
+                    f"a {fmt} archive inside a stream is larger than {limit} bytes",
+                )
+                return fmt
+            return dispatch_file(cast(BinaryIO, spool), 0, size, where, ctx, name)
     _note_format(fmt, where, ctx, name)
     return _parse_stream(fmt, head, Prefixed(head, src), where, ctx, name, length)
 

@@ -20,6 +20,7 @@ import json
 import struct
 from typing import Any, BinaryIO
 
+from .. import jsonbudget
 from ..model import Location
 from .base import Context
 
@@ -115,8 +116,8 @@ def scan_safetensors(f: BinaryIO, start: int, length: int, where: Location, ctx:
             where.at(0),
             f"header length {n} is over the reference reader's 100,000,000-byte limit",
         )
-        if n > length - 8:
-            return
+        if n > length - 8 or n > ctx.limits.max_header:
+            return  # never read a header of gigabytes into memory
     if n > length - 8:
         ctx.anomaly(
             "safetensors-header-invalid",
@@ -126,12 +127,20 @@ def scan_safetensors(f: BinaryIO, start: int, length: int, where: Location, ctx:
         return
     raw = f.read(n)
     try:
+        # the values and nesting the parser would build are bounded first (a 99 MB header
+        # of ``[],[],...`` once took 2.4 GiB); the raw bytes are dropped before parsing
+        jsonbudget.check(raw, ctx.limits)
+    except jsonbudget.JsonBudgetExceeded as exc:
+        ctx.anomaly(exc.what, where.at(8), f"safetensors header of {n} bytes: {exc.message}")
+        return
+    try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         ctx.anomaly(
             "safetensors-header-invalid", where.at(8 + exc.start), "header is not valid UTF-8"
         )
         return
+    del raw
     if not text.startswith("{"):
         ctx.anomaly(
             "safetensors-header-invalid", where.at(8), f"header starts with {text[:1]!r}, not '{{'"
@@ -143,6 +152,7 @@ def scan_safetensors(f: BinaryIO, start: int, length: int, where: Location, ctx:
     except (ValueError, RecursionError) as exc:
         ctx.anomaly("safetensors-header-invalid", where.at(8), f"header is not JSON: {exc}")
         return
+    del text
     if not isinstance(data, dict):
         ctx.anomaly("safetensors-header-invalid", where.at(8), "header is not a JSON object")
         return
