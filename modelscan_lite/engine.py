@@ -9,7 +9,9 @@ underscores dropped from components (``_os`` -> ``os``), because ``find_class`` 
 component of a dotted name. With ``not-allowlisted: pickle-globals`` a fact whose exact
 ``(module, qualname)`` identity is on the allowlist (:mod:`.allowlist`) never matches; with
 ``called: true|false`` a pickle fact matches only when loading does / does not call the
-global.
+global. ``callables: [category, ...]`` adds the entries of those categories of the shared list
+of dangerous callables (``rules/callables/dangerous.json``, :mod:`.callables`) to the rule's
+globs: an exact entry as its dotted name, a module-wide entry as ``module.**``.
 
 Rule files are validated structurally here (cheaply, at every start) and against
 ``rules/schema.json`` in the tests.
@@ -30,6 +32,7 @@ from typing import Any
 
 from .allowlist import Allowlist, Identity, load_allowlist
 from .cache import read_cache, write_cache
+from .callables import Callables, CallablesError, load_callables
 from .model import Fact, Finding, Location, Severity
 
 RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
@@ -210,7 +213,7 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def parse_rule(data: Any, source: str) -> Rule:
+def parse_rule(data: Any, source: str, callables: Callables | None = None) -> Rule:
     if not isinstance(data, dict):
         raise RuleError(f"{source}: a rule file holds one mapping")
     missing = [k for k in REQUIRED if k not in data]
@@ -234,6 +237,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         "not-matched-by",
         "not-allowlisted",
         "called",
+        "callables",
     }
     unknown = set(match) - known
     if unknown:
@@ -244,6 +248,7 @@ def parse_rule(data: Any, source: str) -> Rule:
     try:
         severity = Severity.parse(str(data["severity"]))
         regex = re.compile(match["regex"]) if match.get("regex") else None
+        globs = _as_list(match.get("glob")) + _callable_globs(match, callables)
     except (ValueError, re.error) as exc:
         raise RuleError(f"{source}: {exc}") from None
     return Rule(
@@ -259,7 +264,7 @@ def parse_rule(data: Any, source: str) -> Rule:
         references=tuple(_as_list(data.get("references"))),
         values_in=frozenset(_as_list(match["in"])) if "in" in match else None,
         values_not_in=frozenset(_as_list(match.get("not-in"))),
-        glob=_compile_globs(_as_list(match.get("glob"))),
+        glob=_compile_globs(globs),
         regex=regex,
         suffixes=bool(match.get("suffixes", False)),
         not_matched_by=tuple(_as_list(match.get("not-matched-by"))),
@@ -268,6 +273,19 @@ def parse_rule(data: Any, source: str) -> Rule:
         source=source,
         raw=data,
     )
+
+
+def _callable_globs(match: dict[str, Any], callables: Callables | None) -> list[str]:
+    """The patterns of the ``callables`` categories a rule names (CallablesError, a
+    ValueError, on an unknown category or a malformed data file)."""
+    categories = _as_list(match.get("callables"))
+    if not categories:
+        return []
+    table = callables if callables is not None else load_callables()
+    unknown = sorted(set(categories) - set(table.categories))
+    if unknown:
+        raise CallablesError(f"callables names unknown categories {unknown}")
+    return table.patterns(categories)
 
 
 def _allowlist_name(value: Any, source: str) -> bool:
@@ -372,7 +390,11 @@ def load_rules(directory: str | None = None) -> RuleSet:
     root = Path(directory) if directory else rules_dir()
     paths = sorted(root.glob("*/*.yaml"))
     data_files = sorted(
-        [*(root / "allowlist").glob("*.json"), *(root / "onnx" / "known-ops").glob("*.json")]
+        [
+            *(root / "allowlist").glob("*.json"),
+            *(root / "onnx" / "known-ops").glob("*.json"),
+            *(root / "callables").glob("*.json"),
+        ]
     )
     rels = [f"{path.parent.name}/{path.name}" for path in paths]
     version = _indexed_version(paths, data_files)
@@ -385,8 +407,14 @@ def load_rules(directory: str | None = None) -> RuleSet:
         _write_index(paths, data_files, version)
     rules: list[Rule] = []
     parsed = _parsed_rule_data(rels, paths, texts, version)
+    callables: Callables | None = None
+    if (root / "callables").is_dir():
+        try:
+            callables = load_callables(str(root))
+        except CallablesError as exc:
+            raise RuleError(str(exc)) from None
     for path, rel, data in zip(paths, rels, parsed, strict=True):
-        rule = parse_rule(data, rel)
+        rule = parse_rule(data, rel, callables)
         if path.name != f"{rule.id}-{rule.name}.yaml":
             raise RuleError(f"{rel}: file name must be {rule.id}-{rule.name}.yaml")
         if path.parent.name != FAMILY_DIRS[rule.family]:

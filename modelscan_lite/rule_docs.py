@@ -72,6 +72,7 @@ def render_readme(ruleset: RuleSet) -> str:
         for r in rules:
             out.append(render_rule(r, heading="###"))
     out.extend(render_call_throughs(ruleset))
+    out.extend(render_callables(ruleset))
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -125,6 +126,47 @@ def render_call_throughs(ruleset: RuleSet) -> list[str]:
         "",
     ]
     return out
+
+
+def render_callables(ruleset: RuleSet) -> list[str]:
+    """The shared list of dangerous callables (``rules/callables/dangerous.json``): which
+    pickle rule takes each category, and which entries the custom-code check reports."""
+    from .callables import load_callables
+
+    table = load_callables()
+    takers: dict[str, list[str]] = {}
+    for r in ruleset.rules:
+        for cat in r.raw.get("match", {}).get("callables", []) or []:
+            takers.setdefault(str(cat), []).append(r.id)
+    out = [
+        "## Dangerous callables",
+        "",
+        *(line or "" for line in _about(table)),
+        "",
+        "| category | pickle rule | entries (**bold**: a call in custom code is H103) |",
+        "|---|---|---|",
+    ]
+    for cat, meaning in table.categories.items():
+        names = [
+            (f"**`{e.pattern}`**" if e.code else f"`{e.pattern}`")
+            for e in table.entries
+            if e.category == cat
+        ]
+        out.append(
+            f"| {cat}: {meaning} | {', '.join(takers.get(cat, [])) or '-'} | {', '.join(names)} |"
+        )
+    out.append("")
+    return out
+
+
+def _about(table: object) -> list[str]:
+    import json
+
+    from .callables import DATA_FILE
+    from .engine import rules_dir
+
+    data = json.loads((rules_dir() / DATA_FILE).read_text(encoding="utf-8"))
+    return [str(line) for line in data.get("about", [])]
 
 
 def main() -> None:

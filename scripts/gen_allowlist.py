@@ -846,11 +846,15 @@ def source_line(obj: Any) -> str:
 def _denylist_patterns() -> list[str]:
     import yaml
 
+    from modelscan_lite.callables import load_callables
+
     pats: list[str] = []
     for rule in DENYLISTS:
         (path,) = sorted((RULES / "pickle").glob(f"{rule}-*.yaml"))
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         pats.extend(str(p) for p in data["match"].get("glob", []))
+        # the categories the rule takes from the shared list rules/callables/dangerous.json
+        pats.extend(load_callables(str(RULES)).patterns(data["match"].get("callables", [])))
     return pats
 
 

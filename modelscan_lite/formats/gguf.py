@@ -276,7 +276,8 @@ def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
     _check_tensor_data(tensors, alignment, data_start, size, where, ctx)
     _check_consistency(meta, tensors, where, ctx)
     for key, value in meta.items():
-        if key.startswith("tokenizer.chat_template") and isinstance(value, str):
+        named = key == "tokenizer.chat_template" or key.startswith("tokenizer.chat_template.")
+        if named and isinstance(value, str):  # the default and `tokenizer.chat_template.<name>`
             from ..templates import scan_template
 
             scan_template(value, where.at(key=key), ctx)

@@ -8,13 +8,20 @@ name the file and key that disagree; the files themselves are still scanned one 
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
+from .. import jsonbudget
 from ..formats.base import Context
 from ..model import Location
-from .code import check_auto_map, check_python
+from .code import (
+    AUTO_MAP_FILES,
+    check_auto_map,
+    check_model_index,
+    check_modules_json,
+    check_pipeline_py,
+    check_python,
+)
 from .consistency import (
     check_config_vs_weights,
     check_index,
@@ -29,6 +36,8 @@ MARKERS = (
     "tokenizer_config.json",
     "model.safetensors.index.json",
     "pytorch_model.bin.index.json",
+    "model_index.json",  # diffusers
+    "modules.json",  # sentence-transformers
 )
 MAX_JSON = 64 << 20
 SKIP_DIRS = frozenset({".git", "__pycache__", ".cache"})
@@ -57,20 +66,32 @@ def find_repos(top: str) -> list[str]:
     return out
 
 
+# the repo files that may legitimately be large (a 33 MB tokenizer.json, an index of 100 k
+# tensors); every other JSON file gets the small budget (see limits.py)
+LARGE_JSON = ("tokenizer.json", ".index.json")
+
+
 def _json(path: str, ctx: Context) -> Any:
+    """A repo JSON file, parsed under a byte budget (checked before reading), a value and a
+    nesting budget; a budget that runs out is an ``anomaly`` naming the file and the budget."""
     if not os.path.isfile(path):
         return None
+    limits = ctx.limits
+    name = os.path.basename(path)
+    cap = limits.max_json_bytes if name.endswith(LARGE_JSON) else limits.max_config_json_bytes
     try:
-        if os.path.getsize(path) > MAX_JSON:
-            ctx.emit(
-                "repo.unanalysed",
-                os.path.basename(path),
+        size = os.path.getsize(path)
+        if size > cap:
+            ctx.anomaly(
+                "budget-json-bytes",
                 Location(path),
-                message="JSON file over 64 MiB was not analysed",
+                f"`{name}` has {size} bytes, more than the {cap}-byte budget for it; not parsed",
             )
             return None
-        with open(path, "rb") as f:
-            return json.loads(f.read())
+        return jsonbudget.read_json(path, limits, cap)
+    except jsonbudget.JsonBudgetExceeded as exc:
+        ctx.anomaly(exc.what, Location(path), f"`{name}`: {exc.message}")
+        return None
     except (OSError, ValueError, RecursionError) as exc:
         ctx.emit(
             "repo.unanalysed",
@@ -91,9 +112,15 @@ def analyze_repo(root: str, ctx: Context) -> None:
     tok_config = _json(path("tokenizer_config.json"), ctx)
     generation = _json(path("generation_config.json"), ctx)
     tokenizer = _json(path("tokenizer.json"), ctx)
-    for name, data in (("config.json", config), ("tokenizer_config.json", tok_config)):
+    for name in AUTO_MAP_FILES:  # every config transformers reads an auto_map from
+        data = {"config.json": config, "tokenizer_config.json": tok_config}.get(name)
+        if data is None and name not in ("config.json", "tokenizer_config.json"):
+            data = _json(path(name), ctx)
         if isinstance(data, dict):
             check_auto_map(data, Location(path(name)), ctx)
+    check_modules_json(_json(path("modules.json"), ctx), Location(path("modules.json")), ctx)
+    check_model_index(_json(path("model_index.json"), ctx), Location(path("model_index.json")), ctx)
+    check_pipeline_py(root, ctx)
     for dirpath, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         for name in sorted(files):
@@ -116,6 +143,15 @@ def analyze_repo(root: str, ctx: Context) -> None:
     if tokenizer is None and os.path.isfile(path("vocab.txt")):
         with open(path("vocab.txt"), encoding="utf-8", errors="replace") as f:
             vocab_txt = f.read(MAX_JSON)
+        lines = vocab_txt.count("\n")
+        if lines > ctx.limits.max_vocab_lines:
+            ctx.anomaly(
+                "budget-vocab-lines",
+                Location(path("vocab.txt")),
+                f"`vocab.txt` has {lines} lines, more than the {ctx.limits.max_vocab_lines} "
+                "budget; not compared with the config",
+            )
+            vocab_txt = None
     sp_size = None
     if tokenizer is None and vocab_txt is None and os.path.isfile(path("tokenizer.model")):
         with open(path("tokenizer.model"), "rb") as spf:
@@ -169,27 +205,28 @@ def _check_shadow_weights(root: str, ctx: Context) -> None:
 
 
 def _check_templates(root: str, tok_config: Any, ctx: Context) -> None:
-    from ..templates import scan_template
+    from ..templates import is_chat_template_key, scan_template, templates_in_repo
+
+    def read_json(path: str) -> Any:
+        name = os.path.basename(path)
+        if name == "tokenizer_config.json":
+            return tok_config
+        if name in ("chat_template.json", "processor_config.json"):
+            return _json(path, ctx)
+        try:  # any other JSON: only its Jinja-looking strings matter; quiet when unreadable
+            if os.path.getsize(path) > ctx.limits.max_config_json_bytes:
+                return None
+            return jsonbudget.read_json(path, ctx.limits, ctx.limits.max_config_json_bytes)
+        except (OSError, ValueError, RecursionError, jsonbudget.JsonBudgetExceeded):
+            return None
 
     copies: list[tuple[str, str]] = []
-    if isinstance(tok_config, dict):
-        value = tok_config.get("chat_template")
-        if isinstance(value, str):
-            copies.append(("tokenizer_config.json", value))
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict) and isinstance(item.get("template"), str):
-                    copies.append((f"tokenizer_config.json:{item.get('name')}", item["template"]))
-    jinja = os.path.join(root, "chat_template.jinja")
-    if os.path.isfile(jinja):
-        with open(jinja, encoding="utf-8", errors="replace") as f:
-            copies.append(("chat_template.jinja", f.read(2 << 20)))
-    data = _json(os.path.join(root, "chat_template.json"), ctx)
-    if isinstance(data, dict) and isinstance(data.get("chat_template"), str):
-        copies.append(("chat_template.json", data["chat_template"]))
-    for source, text in copies:
-        name, _, key = source.partition(":")
-        scan_template(text, Location(os.path.join(root, name), key=key or "chat_template"), ctx)
+    for path, key, text in templates_in_repo(root, read_json):
+        chat = is_chat_template_key(key)
+        scan_template(text, Location(path, key=key), ctx, embedded=not chat)
+        name = os.path.relpath(path, root)
+        if chat and not name.startswith("additional_chat_templates"):
+            copies.append((name if key == "chat_template" else f"{name}:{key[14:-1]}", text))
     defaults = {" ".join(t.split()) for s, t in copies if ":" not in s or s.endswith(":default")}
     if len(defaults) > 1:
         ctx.emit(
