@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from . import __version__
@@ -345,6 +346,45 @@ def _prefix(finding: Finding, old: str, new: str) -> Finding:
     return relocate_finding(finding, path)
 
 
+def _files_alone(
+    results: list[ArtifactResult], analysed: set[str], policy: Policy, config: Config
+) -> tuple[list[ArtifactResult], list[str]]:
+    """Text files outside any analysed repo folder that are repo files (configs, tokenizer
+    configs, chat templates, modules.json, model_index.json, YAML configs): analysed on their
+    own, with the findings a folder scan gives them. Returns the results and those files."""
+    from .repo import analyze_file
+
+    out: list[ArtifactResult] = []
+    alone: list[str] = []
+    for result in results:
+        if result.format != "text" or os.path.dirname(os.path.abspath(result.path)) in analysed:
+            out.append(result)
+            continue
+        started = time.perf_counter()
+        ctx = new_context(policy, config)
+        try:
+            kind = analyze_file(result.path, ctx)
+        except OSError:
+            kind = None
+        except Exception as exc:  # a bug must not hide the file's other findings
+            ctx.anomaly("internal-error", Location(result.path), f"{type(exc).__name__}: {exc}")
+            kind = "repo file"
+        if kind is None:
+            out.append(result)
+            continue
+        alone.append(result.path)
+        findings = tuple(policy.findings(ctx.facts))
+        out.append(
+            replace(
+                result,
+                findings=result.findings + findings,
+                skipped=None,
+                seconds=result.seconds + time.perf_counter() - started,
+            )
+        )
+    return out, alone
+
+
 def _read_by_repo(result: ArtifactResult, roots: list[str]) -> ArtifactResult:
     """Text files of an analysed repo (config, tokenizer, templates, code) are not skipped:
     the repo analysis read them."""
@@ -392,13 +432,23 @@ def scan_paths(
     results = [by_path[f] for f in files]
     for snap in snaps:
         results.extend(_snapshot_results(snap, by_path, scanned_as, policy, config))
+    analysed: set[str] = set()
     for path in local:
         if os.path.isdir(path):
             from .repo import find_repos
 
             roots = find_repos(path)
+            analysed.update(os.path.abspath(r) for r in roots)
             results = [_read_by_repo(r, roots) for r in results]
             results.extend(scan_repo(root, policy, config) for root in roots)
+    results, alone = _files_alone(results, analysed, policy, config)
+    if alone:
+        notes.append(
+            f"{len(alone)} repo file(s) scanned without their folder ({', '.join(alone[:3])}"
+            f"{', ...' if len(alone) > 3 else ''}): every check of the file alone ran; the "
+            "checks against the repo's other files (config vs weights, tokenizer vs "
+            "embeddings, template copies) need the folder: scan it"
+        )
     errors.extend(f"{r.path}: {r.error}" for r in results if r.error)
     notes.extend(_degraded_evidence(results))
     if config.dynamic != "off":

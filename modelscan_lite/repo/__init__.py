@@ -236,3 +236,67 @@ def _check_templates(root: str, tok_config: Any, ctx: Context) -> None:
             message="the repo carries different default chat templates in "
             f"{', '.join(s for s, _ in copies)}; loaders disagree on which wins",
         )
+
+
+# what a repo file scanned alone is recognised as, by name first, then by content
+ALONE_NAMES = frozenset(
+    {
+        "config.json",
+        "tokenizer_config.json",
+        "chat_template.json",
+        "processor_config.json",
+        "preprocessor_config.json",
+        "modules.json",
+        "model_index.json",
+        "generation_config.json",
+        *AUTO_MAP_FILES,
+    }
+)
+
+
+def analyze_file(path: str, ctx: Context) -> str | None:
+    """A repo file scanned on its own (pre-commit and CI jobs pass files one by one): every
+    check that needs only this file, with the locations a folder scan gives. The file is
+    recognised by its name or its content (a JSON object with a ``chat_template`` is a
+    tokenizer config whatever it is called; Jinja markup in a ``.jinja`` file is a
+    template). Returns what it was recognised as, or ``None`` when it is no repo file."""
+    from ..templates import is_chat_template_key, scan_template, templates_in_config
+
+    name = os.path.basename(path)
+    where = Location(path)
+    if name.endswith(".jinja"):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
+        key = f"chat_template[{name[:-6]}]" if parent == "additional_chat_templates" else None
+        scan_template(text, where.at(key=key or "chat_template"), ctx)
+        return "chat template"
+    if name.endswith((".yaml", ".yml")):
+        from ..templates import _read_yaml
+
+        data = _read_yaml(path)
+    elif name.endswith(".json") or name in ALONE_NAMES:
+        data = _json(path, ctx)
+    else:
+        return None
+    found: list[str] = []
+    if isinstance(data, dict):
+        if name in AUTO_MAP_FILES or "auto_map" in data or "custom_pipelines" in data:
+            check_auto_map(data, where, ctx)
+            found.append("config")
+        if "_class_name" in data and "_diffusers_version" in data:
+            check_model_index(data, where, ctx)
+            found.append("diffusers model_index.json")
+    elif isinstance(data, list) and (
+        name == "modules.json"
+        or (data and all(isinstance(m, dict) and "type" in m and "path" in m for m in data))
+    ):
+        check_modules_json(data, where, ctx)
+        found.append("sentence-transformers modules.json")
+    for key, text in templates_in_config(data) if data is not None else ():
+        chat = is_chat_template_key(key)
+        scan_template(text, where.at(key=key), ctx, embedded=not chat)
+        found.append("chat template" if chat else "config with a template")
+    if not found and name in ALONE_NAMES:
+        found.append("config")
+    return found[0] if found else None
