@@ -136,3 +136,26 @@ def load_callables(rules_root: str | None = None) -> Callables:
     except (OSError, ValueError) as exc:
         raise CallablesError(f"{DATA_FILE}: cannot read: {exc}") from None
     return parse_callables(data)
+
+
+# str methods without side effects whose result a constant folder may compute (used by the
+# custom-code check on Python source and by the chat-template analysis on Jinja)
+PURE_STR_METHODS = frozenset(
+    {
+        "join",
+        "format",
+        "replace",
+        "lower",
+        "upper",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "title",
+        "capitalize",
+        "swapcase",
+        "casefold",
+        "removeprefix",
+        "removesuffix",
+        "split",
+    }
+)

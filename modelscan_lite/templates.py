@@ -35,6 +35,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from .callables import PURE_STR_METHODS
 from .model import Location
 
 if TYPE_CHECKING:
@@ -464,23 +465,7 @@ class _Folder:
 
     def _method(self, node: Any, depth: int) -> list[Any] | None:
         attr = node.node.attr
-        if attr not in (
-            "join",
-            "format",
-            "replace",
-            "lower",
-            "upper",
-            "strip",
-            "lstrip",
-            "rstrip",
-            "title",
-            "capitalize",
-            "swapcase",
-            "casefold",
-            "removeprefix",
-            "removesuffix",
-            "split",
-        ):
+        if attr not in PURE_STR_METHODS:
             return None
         bases = self.fold(node.node.node, depth)
         args = self._product(list(node.args), depth)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from ..callables import Callables, Dangerous, load_callables
+from ..callables import PURE_STR_METHODS, Callables, Dangerous, load_callables
 from ..engine import dotted_tails
 from ..formats.base import Context
 from ..model import Location
@@ -214,36 +214,19 @@ GETATTRS = frozenset(
         "inspect.getattr_static",
     }
 )
-STR_METHODS = frozenset(
-    {
-        "join",
-        "format",
-        "replace",
-        "lower",
-        "upper",
-        "strip",
-        "lstrip",
-        "rstrip",
-        "title",
-        "capitalize",
-        "swapcase",
-        "casefold",
-        "decode",
-        "encode",
-        "removeprefix",
-        "removesuffix",
-        "translate",
-        "zfill",
-        "center",
-        "ljust",
-        "rjust",
-        "split",
-        "__add__",
-        "__mul__",
-        "__mod__",
-        "__getitem__",
-    }
-)
+STR_METHODS = PURE_STR_METHODS | {
+    "decode",
+    "encode",
+    "translate",
+    "zfill",
+    "center",
+    "ljust",
+    "rjust",
+    "__add__",
+    "__mul__",
+    "__mod__",
+    "__getitem__",
+}
 _BUILTIN_NAMES = frozenset(dir(builtins))
 
 
