@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -73,33 +70,6 @@ def payload(tmp_path: Path, name: str, *parts: bytes) -> Path:
     path = tmp_path / name
     path.write_bytes(ms.pk(*parts))
     return path
-
-
-@pytest.fixture
-def listener() -> Iterator[tuple[int, list[bytes]]]:
-    """A TCP listener on loopback that records every connection it accepts."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
-    srv.settimeout(0.2)
-    hits: list[bytes] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = srv.accept()
-            except TimeoutError:
-                continue
-            hits.append(conn.recv(100))
-            conn.close()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield srv.getsockname()[1], hits
-    stop.set()
-    thread.join()
-    srv.close()
 
 
 # -- payloads: refused, and reported with the right rule and evidence ----------------------
