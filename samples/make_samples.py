@@ -1463,6 +1463,41 @@ def repo_samples() -> dict[str, bytes]:
     )
     repos["H507/bad-dtype"] = repo_files(**{"config.json": _cfg(dtype="bfloat16")})
     repos["H508/bad-architecture"] = repo_files(**{"config.json": _cfg(model_type="gpt2")})
+    # issue 11 point 5: attention shapes, rope bounds, token identity (H509-H514)
+    attn = {
+        "model.embed_tokens.weight": st_tensor("F32", [16, 4], 0, 256),
+        "model.layers.0.self_attn.q_proj.weight": st_tensor("F32", [4, 4], 256, 320),
+        "model.layers.0.self_attn.k_proj.weight": st_tensor("F32", [2, 4], 320, 352),
+        "model.layers.0.self_attn.v_proj.weight": st_tensor("F32", [2, 4], 352, 384),
+    }
+    heads = {"num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 2}
+    repos["H509/ok-gqa"] = repo_files(
+        **{"config.json": _cfg(**heads), "model.safetensors": st_file(attn, b"\0" * 384)}
+    )
+    repos["H509/bad-kv-heads"] = repo_files(
+        **{
+            "config.json": _cfg(**{**heads, "num_key_value_heads": 2}),
+            "model.safetensors": st_file(attn, b"\0" * 384),
+        }
+    )
+    repos["H510/bad-rope-factor"] = repo_files(
+        **{"config.json": _cfg(rope_scaling={"rope_type": "linear", "factor": 1e9})}
+    )
+    repos["H510/ok-llama3-rope"] = repo_files(
+        **{"config.json": _cfg(rope_scaling={"rope_type": "llama3", "factor": 8.0})}
+    )
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["added_tokens"].append({"id": 13, "content": "</s>", "special": False})
+    repos["H511/bad-eos-second-id"] = repo_files(**{"tokenizer.json": tok})
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["added_tokens"].append({"id": 13, "content": "t3", "special": False})
+    repos["H512/bad-shadowed-word"] = repo_files(**{"tokenizer.json": tok})
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["model"]["vocab"]["</s>"] = tok["model"]["vocab"].pop("t13")
+    repos["H513/bad-eos-in-vocab"] = repo_files(**{"tokenizer.json": tok})
+    tok = json.loads(repo_files()["tokenizer.json"])
+    tok["added_tokens"].append({"id": 13, "content": "\x1b]0;pwned\x07", "special": False})
+    repos["H514/bad-osc-token"] = repo_files(**{"tokenizer.json": tok})
     repos["H901/bad-config-not-json"] = repo_files(**{"config.json": b'{"vocab_size": 16,'})
     for rid in (
         "H101",
@@ -1483,6 +1518,10 @@ def repo_samples() -> dict[str, bytes]:
         "H506",
         "H507",
         "H508",
+        "H511",
+        "H512",
+        "H513",
+        "H514",
         "H901",
     ):
         repos[f"{rid}/ok-repo"] = repo_files()

@@ -23,8 +23,11 @@ from .code import (
     check_python,
 )
 from .consistency import (
+    check_attention,
     check_config_vs_weights,
     check_index,
+    check_rope,
+    check_token_identity,
     check_tokenizer,
     sentencepiece_size,
     tokenizer_vocab,
@@ -139,6 +142,9 @@ def analyze_repo(root: str, ctx: Context) -> None:
     tensors = _repo_tensors(root)
     if isinstance(config, dict) and tensors:
         check_config_vs_weights(config, tensors, Location(path("config.json")), ctx)
+        check_attention(config, tensors, Location(path("config.json")), ctx)
+    if isinstance(config, dict):
+        check_rope(config, Location(path("config.json")), ctx)
     vocab_txt = None
     if tokenizer is None and os.path.isfile(path("vocab.txt")):
         with open(path("vocab.txt"), encoding="utf-8", errors="replace") as f:
@@ -163,6 +169,12 @@ def analyze_repo(root: str, ctx: Context) -> None:
         tokenizer if isinstance(tokenizer, dict) else None,
         vocab,
         tensors,
+        root,
+        ctx,
+    )
+    check_token_identity(
+        tokenizer if isinstance(tokenizer, dict) else None,
+        tok_config if isinstance(tok_config, dict) else None,
         root,
         ctx,
     )

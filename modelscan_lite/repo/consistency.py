@@ -8,6 +8,7 @@ layouts are understood.
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -22,7 +23,7 @@ EMBEDDING = re.compile(
     r"(?:^|\.)(?:embed_tokens|wte|word_embeddings|tok_embeddings|"
     r"embed_in|shared)\.weight$"
 )
-LAYER = re.compile(r"\.(?:layers|h|layer|blocks|block)\.(\d+)\.")
+LAYER = re.compile(r"\.(?:layers|h|layer|blocks|block)\.(\d{1,9})\.")
 TORCH_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16", "float64": "F64"}
 SPECIAL_ID_KEYS = (
     "bos_token_id",
@@ -69,16 +70,7 @@ def check_config_vs_weights(
                 cfg_loc.at(key=width_key),
                 message=f"{width_key} is {width} but `{embed[0]}` is {cols} wide",
             )
-    layers = config.get("num_hidden_layers", config.get("n_layer", config.get("num_layers")))
-    seen = {int(m.group(1)) for n in tensors if (m := LAYER.search(n))}
-    if isinstance(layers, int) and seen and (max(seen) + 1 != layers or len(seen) != layers):
-        ctx.emit(
-            "repo.config-weights",
-            "num_hidden_layers",
-            cfg_loc.at(key="num_hidden_layers"),
-            message=f"num_hidden_layers is {layers} but the weights have "
-            f"{len(seen)} layers (highest index {max(seen)})",
-        )
+    _check_layers(config, tensors, cfg_loc, ctx)
     archs_list = _list(config.get("architectures"))
     causal = any(
         isinstance(a, str) and a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs_list
@@ -112,6 +104,72 @@ def check_config_vs_weights(
                 cfg_loc.at(key="architectures"),
                 message=f"model_type `{model_type}` but architectures {archs[:3]}",
             )
+
+
+LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+
+
+def _check_layers(
+    config: dict[str, Any], tensors: TensorMap, cfg_loc: Location, ctx: Context
+) -> None:
+    """Layer counts against the layer indices present, per stack of layers (the tensor-name
+    prefix before `layers.N.`, `h.N.`, `layer.N.`, `blocks.N.`, `block.N.`). One stack is
+    compared with the config's layer count; encoder and decoder stacks with their own keys;
+    any other mix of stacks (vision towers, stages) is not guessed at."""
+    stacks: dict[str, set[int]] = {}
+    for name in tensors:
+        if m := LAYER.search(name):
+            stacks.setdefault(name[: m.start()], set()).add(int(m.group(1)))
+    if not stacks:
+        return
+    key = next((k for k in LAYER_KEYS if _is_int(config.get(k))), None)
+    # extra trailing layers some exports carry on purpose (DeepSeek-V3's multi-token
+    # prediction layer is stored as layer `num_hidden_layers`)
+    nextn = config.get("num_nextn_predict_layers")
+    extra = nextn if isinstance(nextn, int) and not isinstance(nextn, bool) and nextn > 0 else 0
+    checks: list[tuple[str, int, set[int], int]] = []
+    enc_key = next((k for k in ("encoder_layers", "num_layers") if _is_int(config.get(k))), None)
+    dec_key = next(
+        (
+            k
+            for k in ("decoder_layers", "num_decoder_layers", "num_layers")
+            if _is_int(config.get(k))
+        ),
+        None,
+    )
+    if len(stacks) == 1 and key is not None:
+        checks.append((key, config[key], next(iter(stacks.values())), extra))
+    elif len(stacks) == 2 and enc_key and dec_key:
+        for prefix, seen in stacks.items():
+            parts = prefix.split(".")
+            if "encoder" in parts and "decoder" not in parts:
+                checks.append((enc_key, config[enc_key], seen, 0))
+            elif "decoder" in parts and "encoder" not in parts:
+                checks.append((dec_key, config[dec_key], seen, 0))
+    for k, declared, seen, allowed in checks:
+        count = max(seen) + 1
+        if len(seen) == count and declared <= count <= declared + allowed:
+            continue
+        ctx.emit(
+            "repo.config-weights",
+            k,
+            cfg_loc.at(key=k),
+            evidence=f"{k} = {declared}; layer indices present: {_ranges(seen)}",
+            message=f"{k} is {declared} but the weights have {len(seen)} layers "
+            f"(highest index {max(seen)})",
+        )
+
+
+def _ranges(seen: set[int]) -> str:
+    out: list[str] = []
+    for i in sorted(seen):
+        if out and out[-1].endswith(f"-{i - 1}"):
+            out[-1] = out[-1].rsplit("-", 1)[0] + f"-{i}"
+        elif out and out[-1] == str(i - 1):
+            out[-1] = f"{i - 1}-{i}"
+        else:
+            out.append(str(i))
+    return ", ".join(out[:8]) + (", ..." if len(out) > 8 else "")
 
 
 def sentencepiece_size(data: bytes) -> int | None:
@@ -332,3 +390,463 @@ def check_index(index_path: str, data: dict[str, Any], root: str, ctx: Context) 
                 message=f"the index maps {len(missing)} tensors to `{shard}` that it "
                 f"does not hold (e.g. `{missing[0]}`)",
             )
+
+
+# --- attention shapes (H509) ---------------------------------------------------------------
+
+FLOAT_DTYPES = frozenset({"F32", "F16", "BF16", "F64", "F8_E4M3", "F8_E5M2"})
+# model types whose attention is `*.self_attn.{q,k,v}_proj.weight` as nn.Linear weights
+# [heads * head_dim, hidden] and [kv_heads * head_dim, hidden], with `head_dim` from the
+# config when set, else hidden // heads. Only these are checked: a layout not listed here
+# (MLA, per-layer head counts, vision towers, quantised packs) is never guessed.
+SPLIT_QKV = frozenset(
+    {
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "stablelm",
+        "starcoder2",
+        "olmo",
+        "olmo2",
+        "phi",
+        "cohere",
+        "granite",
+        "opt",
+    }
+)
+BERT_LIKE = frozenset({"bert", "roberta", "xlm-roberta", "camembert", "electra"})
+SPLIT_PROJ = re.compile(r"\.self_attn\.([qkv])_proj\.weight$")
+BERT_PROJ = re.compile(r"\.attention\.self\.(query|key|value)\.weight$")
+
+
+def _pos_int(value: Any) -> int | None:
+    return value if _is_int(value) and value > 0 else None
+
+
+def _heads(config: dict[str, Any]) -> tuple[int, int, int, int] | None:
+    """(hidden, heads, kv_heads, head_dim) when the config states them unambiguously."""
+    hidden = _pos_int(config.get("hidden_size"))
+    heads = _pos_int(config.get("num_attention_heads"))
+    if hidden is None or heads is None:
+        return None
+    kv_raw = config.get("num_key_value_heads")
+    kv = heads if kv_raw is None else _pos_int(kv_raw)
+    head_dim = config.get("head_dim")
+    if head_dim is None and hidden % heads == 0:
+        head_dim = hidden // heads
+    head_dim = _pos_int(head_dim)
+    if kv is None or head_dim is None:
+        return None
+    return hidden, heads, kv, head_dim
+
+
+def check_attention(
+    config: dict[str, Any], tensors: TensorMap, cfg_loc: Location, ctx: Context
+) -> None:
+    """Head counts and head size in the config against the q/k/v projection shapes."""
+    model_type = config.get("model_type")
+    if not isinstance(model_type, str) or "quantization_config" in config:
+        return
+    # (config key blamed, tensor, actual shape, expected shape, how the expectation is built)
+    bad: dict[str, tuple[str, tuple[int, ...], tuple[int, int], str]] = {}
+
+    def expect(
+        key: str, name: str, shape: tuple[int, ...], want: tuple[int, int], how: str
+    ) -> None:
+        if shape != want:
+            bad.setdefault(key, (name, shape, want, how))
+
+    for name, (dtype, shape) in sorted(tensors.items()):
+        if dtype not in FLOAT_DTYPES or len(shape) != 2:
+            continue
+        if model_type in SPLIT_QKV and (m := SPLIT_PROJ.search(name)):
+            dims = _heads(config)
+            if dims is None or shape[1] != dims[0]:
+                continue  # the embedding-width check owns hidden_size
+            hidden, heads, kv, hd = dims
+            if m.group(1) == "q":
+                expect(
+                    "num_attention_heads",
+                    name,
+                    shape,
+                    (heads * hd, hidden),
+                    f"{heads} heads x head_dim {hd}",
+                )
+            else:
+                key = (
+                    "num_key_value_heads"
+                    if "num_key_value_heads" in config
+                    else ("num_attention_heads")
+                )
+                expect(key, name, shape, (kv * hd, hidden), f"{kv} kv heads x head_dim {hd}")
+        elif model_type == "phi3" and name.endswith(".self_attn.qkv_proj.weight"):
+            dims = _heads(config)
+            if dims is None or shape[1] != dims[0]:
+                continue
+            hidden, heads, kv, hd = dims
+            key = (
+                "num_key_value_heads"
+                if "num_key_value_heads" in config
+                else ("num_attention_heads")
+            )
+            expect(
+                key,
+                name,
+                shape,
+                ((heads + 2 * kv) * hd, hidden),
+                f"({heads} heads + 2 x {kv} kv heads) x head_dim {hd}",
+            )
+        elif model_type == "falcon" and name.endswith(".self_attention.query_key_value.weight"):
+            dims = _heads(config)
+            if dims is None or shape[1] != dims[0] or "num_key_value_heads" in config:
+                continue
+            hidden, heads, _, hd = dims
+            if config.get("new_decoder_architecture") is True:
+                kv_f = _pos_int(config.get("num_kv_heads", heads))
+                key = "num_kv_heads"
+            elif config.get("multi_query", True) is True:
+                kv_f, key = 1, "multi_query"
+            else:
+                kv_f, key = heads, "multi_query"
+            if kv_f is not None:
+                expect(
+                    key,
+                    name,
+                    shape,
+                    ((heads + 2 * kv_f) * hd, hidden),
+                    f"({heads} heads + 2 x {kv_f} kv heads) x head_dim {hd}",
+                )
+        elif model_type == "gpt2" and name.endswith(".attn.c_attn.weight"):
+            n_embd = _pos_int(config.get("n_embd"))
+            if n_embd is not None and shape[0] == n_embd:  # Conv1D: [in, out]
+                expect("n_embd", name, shape, (n_embd, 3 * n_embd), f"q, k, v of {n_embd}")
+        elif model_type in BERT_LIKE and BERT_PROJ.search(name):
+            dims = _heads(config)
+            if dims is None or shape[1] != dims[0]:
+                continue
+            hidden, heads, _, _ = dims
+            expect(
+                "num_attention_heads",
+                name,
+                shape,
+                (heads * (hidden // heads), hidden),
+                f"{heads} heads x {hidden // heads}",
+            )
+    for key, (name, shape, want, how) in bad.items():
+        ctx.emit(
+            "repo.attention-shape",
+            key,
+            cfg_loc.at(key=key),
+            evidence=f"`{name}` is {list(shape)}, expected {list(want)} ({how})",
+            message=f"config `{key}` does not match the attention weights: `{name}` is "
+            f"{list(shape)}, the config implies {list(want)} ({how})",
+        )
+
+
+# --- rope and context length (H510) --------------------------------------------------------
+
+# rope types transformers knows (`modeling_rope_utils.ROPE_INIT_FUNCTIONS` plus "default"),
+# and legacy names it still rewrites on load; tests compare this with the installed library
+ROPE_TYPES = frozenset(
+    {"default", "linear", "dynamic", "yarn", "longrope", "llama3", "proportional", "su", "mrope"}
+)
+MAX_ROPE_FACTOR = 1024
+MAX_POSITIONS = 1 << 24
+POSITION_KEYS = ("max_position_embeddings", "n_positions", "original_max_position_embeddings")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float range
+        return math.inf
+
+
+def check_rope(config: dict[str, Any], cfg_loc: Location, ctx: Context) -> None:
+    """rope_scaling / rope_parameters and context lengths within bounds real models use."""
+    custom = "auto_map" in config  # remote code may define its own rope types
+
+    def emit(key: str, value: Any, why: str) -> None:
+        ctx.emit(
+            "repo.rope-bounds",
+            key,
+            cfg_loc.at(key=key),
+            evidence=f"{key} = {json_repr(value)}",
+            message=f"`{key}` is {json_repr(value)}: {why}",
+        )
+
+    def positions(prefix: str, node: dict[str, Any]) -> None:
+        for key in POSITION_KEYS:
+            value = node.get(key)
+            if value is None:
+                continue
+            if not _is_int(value) or not 1 <= value <= MAX_POSITIONS:
+                emit(
+                    prefix + key,
+                    value,
+                    f"a context length must be an integer in [1, {MAX_POSITIONS}]",
+                )
+
+    def rope(prefix: str, node: dict[str, Any], depth: int = 0) -> None:
+        if depth < 2 and node and all(isinstance(v, dict) for v in node.values()):
+            for sub, child in node.items():  # per layer type (Gemma 3: full / sliding)
+                rope(f"{prefix}.{sub}", child, depth + 1)
+            return
+        kind = node.get("rope_type", node.get("type"))
+        if (
+            kind is not None
+            and not custom
+            and (not isinstance(kind, str) or kind not in ROPE_TYPES)
+        ):
+            emit(prefix + ".rope_type", kind, "not a rope type transformers implements")
+        factor = node.get("factor")
+        if factor is not None:
+            num = _number(factor)
+            if num is None or not (math.isfinite(num) and 0 < num <= MAX_ROPE_FACTOR):
+                emit(
+                    prefix + ".factor",
+                    factor,
+                    f"a scaling factor must be in (0, {MAX_ROPE_FACTOR}]",
+                )
+        theta = node.get("rope_theta")
+        if theta is not None:
+            num = _number(theta)
+            if num is None or not (math.isfinite(num) and num > 0):
+                emit(prefix + ".rope_theta", theta, "rope_theta must be a positive number")
+        for key in ("short_factor", "long_factor"):
+            values = node.get(key)
+            if isinstance(values, list) and any(
+                (n := _number(v)) is None or not (math.isfinite(n) and n > 0) for v in values
+            ):
+                emit(prefix + "." + key, values[:4], "every factor must be a positive number")
+        positions(prefix + ".", node)
+
+    for prefix, node in (("", config), ("text_config.", config.get("text_config"))):
+        if not isinstance(node, dict):
+            continue
+        positions(prefix, node)
+        for key in ("rope_scaling", "rope_parameters"):
+            sub = node.get(key)
+            if isinstance(sub, dict):
+                rope(prefix + key, sub)
+        theta = node.get("rope_theta")
+        if theta is not None and (
+            (n := _number(theta)) is None or not (math.isfinite(n) and n > 0)
+        ):
+            emit(prefix + "rope_theta", theta, "rope_theta must be a positive number")
+
+
+def json_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# --- token identity (H511-H514) ------------------------------------------------------------
+
+
+def _byte_level(tokenizer_json: dict[str, Any]) -> bool:
+    """True when the model vocab is written in GPT-2's byte-to-unicode alphabet."""
+    for section in ("pre_tokenizer", "decoder"):
+        node = tokenizer_json.get(section)
+        nodes = [node, *_list(node.get("pretokenizers") if isinstance(node, dict) else None)]
+        nodes += _list(node.get("decoders") if isinstance(node, dict) else None)
+        if any(isinstance(n, dict) and n.get("type") == "ByteLevel" for n in nodes):
+            return True
+    return False
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    keep = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    table = {b: chr(b) for b in keep}
+    extra = 0
+    for b in range(256):
+        if b not in table:
+            table[b] = chr(0x100 + extra)
+            extra += 1
+    return table
+
+
+BYTE_TO_CHAR = _bytes_to_unicode()
+CHAR_TO_BYTE = {c: b for b, c in BYTE_TO_CHAR.items()}
+# a terminal acts on: CSI with its final byte, OSC with a payload (title, clipboard,
+# hyperlink), DCS/SOS/PM/APC strings, and full reset; 7-bit and 8-bit (C1) forms
+ESCAPE_SEQUENCE = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]|(?:\x1b\]|\x9d).|\x1b[PX^_].|\x1bc", re.S
+)
+TERMINAL_CONTROLS = re.compile("[\x07\x1b\x9b\x9d]")
+
+
+def model_vocab(tokenizer_json: dict[str, Any]) -> tuple[dict[str, set[int]], bool]:
+    """The learned vocab of ``tokenizer.json`` (added tokens excluded), as written in the
+    file (a unigram list may hold one piece twice: CamemBERT's ``<unk>``), and whether it is
+    byte-level encoded."""
+    model = tokenizer_json.get("model")
+    vocab = model.get("vocab") if isinstance(model, dict) else None
+    out: dict[str, set[int]] = {}
+    if isinstance(vocab, dict):
+        for k, v in vocab.items():
+            if isinstance(k, str) and _is_int(v):
+                out.setdefault(k, set()).add(v)
+    elif isinstance(vocab, list):
+        for i, piece in enumerate(vocab):
+            if isinstance(piece, list) and piece and isinstance(piece[0], str):
+                out.setdefault(piece[0], set()).add(i)
+    return out, _byte_level(tokenizer_json)
+
+
+def _decoded(token: str, byte_level: bool) -> str:
+    if not byte_level:
+        return token
+    try:
+        return bytes(CHAR_TO_BYTE[c] for c in token).decode("utf-8", "replace")
+    except KeyError:  # not in the byte alphabet: written as is
+        return token
+
+
+def _encoded(content: str, byte_level: bool) -> str:
+    return "".join(BYTE_TO_CHAR[b] for b in content.encode()) if byte_level else content
+
+
+def added_tokens(
+    tokenizer_json: dict[str, Any] | None, tok_config: dict[str, Any] | None
+) -> list[tuple[str, int, bool, str]]:
+    """(content, id, special, file) of every added token in tokenizer.json and
+    tokenizer_config.json ``added_tokens_decoder``."""
+    out: list[tuple[str, int, bool, str]] = []
+    for tok in _list((tokenizer_json or {}).get("added_tokens")):
+        if isinstance(tok, dict) and isinstance(tok.get("content"), str) and _is_int(tok.get("id")):
+            out.append((tok["content"], tok["id"], tok.get("special") is True, "tokenizer.json"))
+    decoder = (tok_config or {}).get("added_tokens_decoder")
+    if isinstance(decoder, dict):
+        for key, tok in decoder.items():
+            if isinstance(tok, dict) and isinstance(tok.get("content"), str):
+                try:
+                    tid = int(key)
+                except ValueError:
+                    continue
+                out.append(
+                    (tok["content"], tid, tok.get("special") is True, "tokenizer_config.json")
+                )
+    return out
+
+
+SPECIAL_NAMES = (
+    "bos_token",
+    "eos_token",
+    "unk_token",
+    "sep_token",
+    "pad_token",
+    "cls_token",
+    "mask_token",
+)
+
+
+def _named_specials(tok_config: dict[str, Any] | None) -> set[str]:
+    out: set[str] = set()
+    for key in SPECIAL_NAMES:
+        value = (tok_config or {}).get(key)
+        if isinstance(value, dict):
+            value = value.get("content")
+        if isinstance(value, str):
+            out.add(value)
+    for key in ("additional_special_tokens", "extra_special_tokens"):
+        for value in _list((tok_config or {}).get(key)):
+            if isinstance(value, dict):
+                value = value.get("content")
+            if isinstance(value, str):
+                out.add(value)
+    return out
+
+
+def check_token_identity(
+    tokenizer_json: dict[str, Any] | None,
+    tok_config: dict[str, Any] | None,
+    root: str,
+    ctx: Context,
+) -> None:
+    """One string, one id: a control token with a second id (H511), an added token that
+    shadows a learned token (H512), a control token also learned as plain text (H513), and
+    terminal escape sequences inside tokens (H514)."""
+    added = added_tokens(tokenizer_json, tok_config)
+    specials = {c for c, _, special, _ in added if special} | _named_specials(tok_config)
+    ids: dict[str, dict[int, str]] = {}
+    for content, tid, _, file in added:
+        ids.setdefault(content, {}).setdefault(tid, file)
+    for content, by_id in ids.items():
+        if content in specials and len(by_id) > 1:
+            first, second = sorted(by_id)[:2]
+            ctx.emit(
+                "repo.special-token-alias",
+                content,
+                Location(
+                    os.path.join(root, by_id[second]),
+                    key="added_tokens"
+                    if by_id[second] == "tokenizer.json"
+                    else "added_tokens_decoder",
+                ),
+                evidence=f"{content!r}: ids {sorted(by_id)}",
+                message=f"control token {content!r} has a second id: {first} "
+                f"({by_id[first]}) and {second} ({by_id[second]})",
+            )
+    vocab, byte_level = model_vocab(tokenizer_json) if tokenizer_json else ({}, False)
+    tok_loc = Location(os.path.join(root, "tokenizer.json"))
+    shadowed: list[tuple[str, int, int]] = []
+    for content, by_id in ids.items():
+        learned_ids = vocab.get(_encoded(content, byte_level), set())
+        if not learned_ids or learned_ids & by_id.keys():
+            continue
+        learned = min(learned_ids)
+        tid = min(by_id)
+        if content in specials:
+            ctx.emit(
+                "repo.control-token-duplicate",
+                content,
+                tok_loc.at(key="model.vocab"),
+                evidence=f"{content!r}: control id {tid}, plain vocab id {learned}",
+                message=f"control token {content!r} (id {tid}) is also a plain vocabulary "
+                f"token (id {learned}): text can carry it under another id",
+            )
+        else:
+            shadowed.append((content, tid, learned))
+    if shadowed:
+        content, tid, learned = shadowed[0]
+        ctx.emit(
+            "repo.token-shadow",
+            content,
+            tok_loc.at(key="added_tokens"),
+            evidence=", ".join(f"{c!r}: added {a}, vocab {v}" for c, a, v in shadowed[:5]),
+            message=f"{len(shadowed)} added tokens shadow vocabulary entries under another id "
+            f"(e.g. {content!r}: added {tid}, vocab {learned})",
+        )
+    escapes: list[tuple[str, int, str]] = []
+    for content, by_id in ids.items():
+        if ESCAPE_SEQUENCE.search(content) or (
+            len(content) > 1 and TERMINAL_CONTROLS.search(content)
+        ):
+            escapes.append((content, min(by_id), by_id[min(by_id)]))
+    for token, tids in vocab.items():
+        text = _decoded(token, byte_level)
+        if ESCAPE_SEQUENCE.search(text):
+            escapes.append((text, min(tids), "tokenizer.json"))
+    if escapes:
+        content, tid, file = escapes[0]
+        key = "added_tokens" if content in ids else "model.vocab"
+        if file == "tokenizer_config.json":
+            key = "added_tokens_decoder"
+        ctx.emit(
+            "repo.token-escape",
+            content,
+            Location(os.path.join(root, file), key=key),
+            evidence=", ".join(f"id {i}: {c!r}" for c, i, _ in escapes[:5]),
+            message=f"{len(escapes)} tokens carry terminal escape sequences "
+            f"(e.g. id {tid}: {content!r}); printing model output runs them in a terminal",
+        )
