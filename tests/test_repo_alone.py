@@ -27,12 +27,30 @@ CASES: dict[str, str] = {
     "chat_template.json": json.dumps({"chat_template": DUNDER}),
     "processor_config.json": json.dumps({"chat_template": TRIGGERED, "auto_map": CROSS_REPO}),
     "preprocessor_config.json": json.dumps({"auto_map": CROSS_REPO}),
-    "config.json": json.dumps({"model_type": "bert", "auto_map": CROSS_REPO}),
+    "config.json": json.dumps(
+        {
+            "model_type": "llama",
+            "auto_map": CROSS_REPO,
+            "rope_scaling": {"rope_type": "linear", "factor": 1e9},
+        }
+    ),
     "modules.json": json.dumps([{"idx": 0, "name": "0", "path": "", "type": "evil_mod.Layer"}]),
     "model_index.json": json.dumps(
         {"_class_name": ["my_pipeline", "MyPipeline"], "_diffusers_version": "0.30.0"}
     ),
     "prompts.yaml": "system_prompt: \"{{ ''.__class__.__mro__ }}\"\n",
+    "tokenizer.json": json.dumps(
+        {
+            "version": "1.0",
+            "added_tokens": [
+                {"id": 2, "content": "</s>", "special": True},
+                {"id": 3, "content": "</s>", "special": True},
+                {"id": 4, "content": "\x1b]0;pwned\x07", "special": False},
+            ],
+            "normalizer": None,
+            "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}, "merges": []},
+        }
+    ),
     "additional_chat_templates/tools.jinja": DUNDER,
 }
 

@@ -29,6 +29,7 @@ from .consistency import (
     check_rope,
     check_token_identity,
     check_tokenizer,
+    check_tokenizer_alone,
     sentencepiece_size,
     tokenizer_vocab,
 )
@@ -261,6 +262,7 @@ ALONE_NAMES = frozenset(
         "modules.json",
         "model_index.json",
         "generation_config.json",
+        "tokenizer.json",
         *AUTO_MAP_FILES,
     }
 )
@@ -305,6 +307,16 @@ def analyze_file(path: str, ctx: Context) -> str | None:
     ):
         check_modules_json(data, where, ctx)
         found.append("sentence-transformers modules.json")
+    folder = os.path.dirname(path)
+    if name == "tokenizer.json" and isinstance(data, dict):
+        check_tokenizer_alone(data, where, ctx)
+        check_token_identity(data, None, folder, ctx)
+        return "tokenizer"
+    if name == "tokenizer_config.json" and isinstance(data, dict):
+        check_token_identity(None, data, folder, ctx)
+    if isinstance(data, dict) and ("model_type" in data or "architectures" in data):
+        check_rope(data, where, ctx)
+        found.append("config")
     for key, text in templates_in_config(data) if data is not None else ():
         chat = is_chat_template_key(key)
         scan_template(text, where.at(key=key), ctx, embedded=not chat)

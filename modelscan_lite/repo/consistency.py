@@ -249,8 +249,14 @@ def check_tokenizer(
                         "embedding can produce",
                     )
     if tokenizer_json is not None:
-        _check_added_tokens(tokenizer_json, tok_loc, ctx)
-        _check_normalizers(tokenizer_json, tok_loc, ctx)
+        check_tokenizer_alone(tokenizer_json, tok_loc, ctx)
+
+
+def check_tokenizer_alone(tokenizer_json: dict[str, Any], where: Location, ctx: Context) -> None:
+    """What ``tokenizer.json`` shows by itself: look-alike special tokens (H504) and
+    normalisers that rewrite text (H505)."""
+    _check_added_tokens(tokenizer_json, where, ctx)
+    _check_normalizers(tokenizer_json, where, ctx)
 
 
 # Cyrillic and Greek letters that render like Latin ones (Unicode TR39 confusables, the
