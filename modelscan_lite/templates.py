@@ -1765,22 +1765,15 @@ def templates_in_repo(
     JSON and YAML configs (key: its dotted path). ``read_json`` parses a JSON file under the
     caller's budgets (None when absent or refused); YAML files over 1 MiB are not read."""
     out: list[tuple[str, str, str]] = []
-
-    def text_file(path: str) -> str | None:
-        if not os.path.isfile(path):
-            return None
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(MAX_TEMPLATE + 1)
-
     jinja = os.path.join(root, "chat_template.jinja")
-    text = text_file(jinja)
+    text = read_template_file(jinja)
     if text is not None:
         out.append((jinja, "chat_template", text))
     extra = os.path.join(root, "additional_chat_templates")
     if os.path.isdir(extra):
         for name in sorted(os.listdir(extra)):
             if name.endswith(".jinja"):
-                text = text_file(os.path.join(extra, name))
+                text = read_template_file(os.path.join(extra, name))
                 if text is not None:
                     out.append((os.path.join(extra, name), f"chat_template[{name[:-6]}]", text))
     try:
@@ -1794,7 +1787,7 @@ def templates_in_repo(
         if name.endswith(".json"):
             data = read_json(path)
         elif name.endswith((".yaml", ".yml")):
-            data = (read_yaml or _read_yaml)(path)
+            data = (read_yaml or read_yaml_file)(path)
         else:
             continue
         if data is None:
@@ -1804,7 +1797,16 @@ def templates_in_repo(
     return out
 
 
-def _read_yaml(path: str) -> Any:
+def read_template_file(path: str) -> str | None:
+    """A template file's text, at most one character over ``MAX_TEMPLATE`` (so
+    :func:`scan_template` reports the size instead of anything reading it whole)."""
+    if not os.path.isfile(path):
+        return None
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read(MAX_TEMPLATE + 1)
+
+
+def read_yaml_file(path: str) -> Any:
     try:
         import yaml
     except ImportError:

@@ -92,3 +92,12 @@ def test_plain_json_and_text_stay_plain(tmp_path: Path) -> None:
     report = scan_paths([str(tmp_path / "data.json"), str(tmp_path / "notes.txt")], Config(jobs=1))
     assert not report.findings and not report.notes
     assert all(a.skipped for a in report.artifacts)
+
+
+def test_an_oversized_template_file_alone_is_reported_not_read_whole(tmp_path: Path) -> None:
+    from modelscan_lite.templates import MAX_TEMPLATE
+
+    target = tmp_path / "chat_template.jinja"
+    target.write_text("{{ x }}" * (MAX_TEMPLATE // 7 + 10))
+    report = scan_paths([str(target)], Config(jobs=1))
+    assert _located(report, target) == {("J901", "chat_template")}

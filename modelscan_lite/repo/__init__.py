@@ -274,21 +274,24 @@ def analyze_file(path: str, ctx: Context) -> str | None:
     recognised by its name or its content (a JSON object with a ``chat_template`` is a
     tokenizer config whatever it is called; Jinja markup in a ``.jinja`` file is a
     template). Returns what it was recognised as, or ``None`` when it is no repo file."""
-    from ..templates import is_chat_template_key, scan_template, templates_in_config
+    from ..templates import (
+        is_chat_template_key,
+        read_template_file,
+        read_yaml_file,
+        scan_template,
+        templates_in_config,
+    )
 
     name = os.path.basename(path)
     where = Location(path)
     if name.endswith(".jinja"):
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        text = read_template_file(path) or ""
         parent = os.path.basename(os.path.dirname(os.path.abspath(path)))
         key = f"chat_template[{name[:-6]}]" if parent == "additional_chat_templates" else None
         scan_template(text, where.at(key=key or "chat_template"), ctx)
         return "chat template"
     if name.endswith((".yaml", ".yml")):
-        from ..templates import _read_yaml
-
-        data = _read_yaml(path)
+        data = read_yaml_file(path)
     elif name.endswith(".json") or name in ALONE_NAMES:
         data = _json(path, ctx)
     else:
