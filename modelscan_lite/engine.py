@@ -35,7 +35,7 @@ from .cache import read_cache, write_cache
 from .callables import Callables, CallablesError, load_callables
 from .model import Fact, Finding, Location, Severity
 
-RULE_ID = re.compile(r"^[PASGOHJDX][1-9]\d{2}$")
+RULE_ID = re.compile(r"^[PASGOHJDXKTFNM][1-9]\d{2}$")
 RULES_VERSION = re.compile(r"^[0-9a-f]{12}$")
 RULE_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 FAMILY_DIRS = {
@@ -46,6 +46,11 @@ FAMILY_DIRS = {
     "O": "onnx",
     "H": "hf-repo",
     "J": "template",
+    "K": "keras",
+    "T": "torch",
+    "F": "tensorflow",
+    "N": "config",
+    "M": "formats",
     "D": "dynamic",
     "X": "scanner",
 }

@@ -8,7 +8,10 @@ artifact into :class:`ArtifactResult` and a :class:`Report`.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# tensor name -> (dtype, shape), as a format's header or pickle declares it
+TensorTable = dict[str, tuple[str, tuple[int, ...]]]
 
 
 class Severity(enum.IntEnum):
@@ -132,6 +135,11 @@ class ArtifactResult:
     sha256: str | None = None
     seconds: float = 0.0
     dynamic: DynamicRun | None = None
+    # the format ids from the outside in (``("gzip", "pickle")`` for ``gzip+pickle``)
+    layers: tuple[str, ...] = ()
+    # name -> (dtype, shape) of the file's tensors, from its one parse: the repo analysis
+    # reads these instead of the weights file (not part of any report)
+    tensors: TensorTable | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,11 @@ FAMILY_TITLES = {
     "O": "ONNX",
     "H": "Hugging Face repos",
     "J": "Chat templates",
+    "K": "Keras models",
+    "T": "PyTorch programs (TorchScript, torch.package, torch.export, ExecuTorch)",
+    "F": "TensorFlow and TFLite graphs",
+    "N": "Instantiating configs (NeMo, Hydra, OmegaConf)",
+    "M": "Other model formats (skops, tree libraries, Flax, OpenVINO, Core ML, llamafile)",
     "D": "Dynamic (sandbox)",
     "X": "Scanner level",
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from .formats.base import Context
 from .formats.dispatch import dispatch_file
 from .formats.streams import DecompressBudget
 from .limits import Deadline
-from .model import ArtifactResult, Fact, Finding, Location, Report
+from .model import ArtifactResult, Fact, Finding, Location, Report, TensorTable
 
 if TYPE_CHECKING:
     from .hfcache import Snapshot
@@ -149,15 +149,22 @@ def _kind(path: str) -> str:
     return "special file"
 
 
-def _primary_format(formats: list[str]) -> str:
+LAYERS = frozenset({"gzip", "bz2", "xz", "lzma", "zlib", "lz4"})
+
+
+def primary_format(formats: list[str]) -> tuple[str, ...]:
+    """The format ids that name a file, from the outside in: a zip or tar is named by its
+    profile (``("pytorch-zip",)``), a compression layer by what it holds (``("gzip",
+    "pickle")``)."""
     if not formats:
-        return "unknown"
-    specific = [f for f in formats if f not in ("zip", "gzip", "bz2", "xz", "lzma", "zlib", "lz4")]
-    if formats[0] in ("zip",) and len(formats) > 1:
-        return formats[1]
-    if formats[0] in ("gzip", "bz2", "xz", "lzma", "zlib", "lz4") and specific:
-        return f"{formats[0]}+{specific[0]}"
-    return formats[0]
+        return ("unknown",)
+    if formats[0] in ("zip", "tar") and len(formats) > 1:
+        return (formats[1],)  # the archive's profile (``zip``/``tar`` when none matches)
+    if formats[0] in LAYERS:
+        specific = [f for f in formats if f not in LAYERS and f != "zip"]
+        if specific:
+            return (formats[0], specific[0])
+    return (formats[0],)
 
 
 def new_context(policy: Policy, config: Config) -> Context:
@@ -198,7 +205,8 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
         for f in ctx.facts
     ):
         ctx.formats.append("joblib")
-    fmt = _primary_format(ctx.formats)
+    layers = primary_format(ctx.formats)
+    fmt = "+".join(layers)
     findings = tuple(policy.findings(ctx.facts))
     skipped = None
     if fmt in ("text", "unknown") and not findings:
@@ -208,18 +216,32 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
             else "unrecognised binary content, not a model format"
         )
     return ArtifactResult(
-        path, fmt, size, findings, skipped=skipped, seconds=time.perf_counter() - started
+        path,
+        fmt,
+        size,
+        findings,
+        skipped=skipped,
+        seconds=time.perf_counter() - started,
+        layers=layers,
+        tensors=ctx.tensors,
     )
 
 
 def scan_repo(
-    root: str, policy: Policy, config: Config, extra: Sequence[Fact] = ()
+    root: str,
+    policy: Policy,
+    config: Config,
+    tables: Mapping[str, TensorTable | None],
+    extra: Sequence[Fact] = (),
 ) -> ArtifactResult:
-    """Cross-file analysis of one Hugging Face repo folder, as one artifact."""
+    """Cross-file analysis of one Hugging Face repo folder, as one artifact. ``tables``: the
+    tensor tables the file scan recorded (absolute path -> table); no weights file is read
+    again."""
     from .repo import analyze_repo, looks_like_repo
 
     started = time.perf_counter()
     ctx = new_context(policy, config)
+    ctx.weight_tables = tables
     ctx.facts.extend(extra)
     try:
         if looks_like_repo(root):
@@ -331,7 +353,13 @@ def _snapshot_results(
         for rel in snap.missing
     ]
     if looks_like_repo(snap.path) or extra:
-        repo = scan_repo(snap.path, policy, config, extra)
+        tables = {
+            os.path.abspath(os.path.join(snap.path, rel)): by_path[
+                scanned_as[os.path.join(snap.path, rel)]
+            ].tensors
+            for rel in snap.files
+        }
+        repo = scan_repo(snap.path, policy, config, tables, extra)
         moved = tuple(_prefix(f, snap.path, snap.display) for f in repo.findings)
         out.append(ArtifactResult(snap.display, "hf-repo", 0, moved, seconds=repo.seconds))
     return out
@@ -440,7 +468,8 @@ def scan_paths(
             roots = find_repos(path)
             analysed.update(os.path.abspath(r) for r in roots)
             results = [_read_by_repo(r, roots) for r in results]
-            results.extend(scan_repo(root, policy, config) for root in roots)
+            tables = {os.path.abspath(p): r.tensors for p, r in by_path.items()}
+            results.extend(scan_repo(root, policy, config, tables) for root in roots)
     results, alone = _files_alone(results, analysed, policy, config)
     if alone:
         notes.append(

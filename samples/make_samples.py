@@ -863,6 +863,25 @@ def dynamic_samples() -> dict[str, bytes]:
     }
 
 
+def format_module_samples() -> dict[str, bytes]:
+    """Samples of the formats added through the registry: each ``samples/formats/<name>.py``
+    defines ``samples() -> dict[str, bytes]`` (its own builders, the shared pickle assembler
+    imported from here). One module per format keeps a new format out of this file."""
+    import importlib
+
+    out: dict[str, bytes] = {}
+    here = Path(__file__).resolve().parent
+    if str(here.parent) not in sys.path:  # run as a script: make ``samples.formats`` importable
+        sys.path.insert(0, str(here.parent))
+    for mod in sorted((here / "formats").glob("[!_]*.py")):
+        made = importlib.import_module(f"samples.formats.{mod.stem}").samples()
+        clash = out.keys() & made.keys()
+        if clash:
+            raise SystemExit(f"{mod.name}: sample names already taken: {sorted(clash)}")
+        out.update(made)
+    return out
+
+
 def all_samples() -> dict[str, bytes]:
     return {
         **samples(),
@@ -870,6 +889,7 @@ def all_samples() -> dict[str, bytes]:
         **repo_samples(),
         **dynamic_samples(),
         **data_format_samples(),
+        **format_module_samples(),
     }
 
 

@@ -17,7 +17,12 @@ SAMPLE_FILES = sorted(
     p for p in SAMPLES.glob("*/*") if p.is_file() and not p.parent.name.startswith("D")
 )
 SAMPLE_DIRS = sorted(p for p in SAMPLES.glob("*/*") if p.is_dir())
-COMMITTED = sorted(p for p in SAMPLES.rglob("*") if p.is_file() and p.parent != SAMPLES)
+# every sample file: not the generator and its per-format builder modules (samples/formats/)
+COMMITTED = sorted(
+    p
+    for p in SAMPLES.rglob("*")
+    if p.is_file() and p.parent != SAMPLES and SAMPLES / "formats" not in p.parents
+)
 
 
 def _id(p: Path) -> str:

@@ -308,7 +308,12 @@ def test_output_shape_differing_from_the_graph_is_d204(tmp_path: Path) -> None:
 
 def test_missing_loader_is_d901(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a loader the child does not have: the sandboxed load cannot run, which is said, not hidden
-    monkeypatch.setitem(sandbox.LOADER_BY_FORMAT, "pickle", "no-such-loader")
+    from dataclasses import replace
+
+    from modelscan_lite.formats import registry
+
+    pickle = registry.FORMATS["pickle"]
+    monkeypatch.setitem(registry.FORMATS, "pickle", replace(pickle, loader="no-such-loader"))
     path = tmp_path / "ok.pkl"
     path.write_bytes(ms.BENIGN_DICT)
     result = dynamic(path)

@@ -20,8 +20,9 @@ import zlib
 from typing import Any, BinaryIO, cast
 
 from ..model import Location
+from . import registry
 from .base import Context
-from .dispatch import dispatch_bytes, dispatch_file, dispatch_stream
+from .dispatch import HEAD, dispatch_bytes, dispatch_file, dispatch_stream, run_format
 from .streams import (
     BudgetExceeded,
     DecodedStream,
@@ -33,8 +34,6 @@ from .streams import (
 _LOCAL = struct.Struct("<4sHHHHHIIIHH")
 _ZIP_METHODS = {0: None, 8: "deflate", 12: "bz2"}
 _SUSPICIOUS_FLAGS = 0x0001 | 0x0040 | 0x2000  # encrypted, strong encryption, masked header
-_STORAGE_RE = re.compile(r"(?:^|/)(?:\.data/|data/)[^/]+$")
-TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
 CRC_CHECK_LIMIT = 16 << 20
 
 
@@ -52,21 +51,6 @@ def _check_name(name: str, where: Location, ctx: Context) -> None:
     problem = member_name_problem(name)
     if problem:
         ctx.emit("archive.path-escape", name, where, reason=problem)
-
-
-def _zip_kind(names: list[str]) -> tuple[str, str]:
-    """(format, root prefix) for a zip's member list."""
-    for n in names:
-        if n == "data.pkl" or n.endswith("/data.pkl"):
-            root = n[: -len("data.pkl")]
-            if any(m.startswith(root + "code/") or m == root + "constants.pkl" for m in names):
-                return "torchscript", root
-            return "pytorch-zip", root
-        if n.endswith("constants.pkl"):
-            return "torchscript", n[: -len("constants.pkl")]
-    if names and all(n.endswith(".npy") for n in names):
-        return "npz", ""
-    return "zip", ""
 
 
 _EOCD = struct.Struct("<4s4H2LH")
@@ -228,8 +212,11 @@ def scan_zip(
         ctx.anomaly("archive-unreadable", where, f"zip central directory unreadable: {exc}")
         return
     names = [i.filename for i in infos]
-    kind, root = _zip_kind(names)
-    ctx.formats.append(kind)
+    matched = registry.profile_for("zip", names)
+    profile, root = matched if matched else (None, "")
+    ctx.formats.append(profile.id if profile else "zip")
+    if profile is not None:
+        _unanalysed_profile(profile, where, ctx)
     seen: dict[str, int] = {}
     for info in infos:
         ctx.members += 1
@@ -258,7 +245,8 @@ def scan_zip(
             continue
         if mname.endswith("/"):
             continue
-        if kind in ("pytorch-zip", "torchscript") and _STORAGE_RE.search(mname[len(root) :]):
+        raw = profile.raw_members if profile else None
+        if raw is not None and mname.startswith(root) and raw.search(mname[len(root) :]):
             # raw tensor bytes: loaders copy them, never deserialize them; only a member whose
             # first bytes are strongly something else is scanned (a second stage hides there)
             found = _storage_content(f, start, length, info)
@@ -269,7 +257,7 @@ def scan_zip(
                 mloc,
                 f"tensor storage member `{mname}` holds {found}, not raw tensor bytes",
             )
-        _scan_zip_member(f, start, length, info, mloc, ctx, kind, root)
+        _scan_zip_member(f, start, length, info, mloc, ctx, profile, root)
 
 
 STORAGE_HEAD = 4096
@@ -352,7 +340,7 @@ def _scan_zip_member(
     info: zipfile.ZipInfo,
     mloc: Location,
     ctx: Context,
-    kind: str,
+    profile: registry.Profile | None,
     root: str,
 ) -> None:
     if not 0 <= info.header_offset <= length - _LOCAL.size:
@@ -412,24 +400,62 @@ def _scan_zip_member(
         return
     mname = info.filename
     codec = _ZIP_METHODS[method]
+    local = mname[len(root) :] if mname.startswith(root) else None
+    routed = profile.route(local) if profile is not None and local is not None else None
     if codec is None:
-        fmt = dispatch_file(f, start + data_start, csize, mloc, ctx, mname)
+        if routed:
+            fmt = _routed(
+                routed, mloc, ctx, mname, info.file_size, file=(f, start + data_start, csize)
+            )
+        else:
+            fmt = dispatch_file(f, start + data_start, csize, mloc, ctx, mname)
     else:
 
         def restart(ds: int = data_start, cs: int = csize) -> Source:
             return FileSlice(f, start + ds, cs)
 
         stream = DecodedStream(restart(), codec, ctx.budget, restart)
-        fmt = dispatch_stream(stream, mloc, ctx, mname, info.file_size)
-    if fmt == "pickle":
-        if kind in ("pytorch-zip", "torchscript"):
-            local = info.filename[len(root) :]
-            if local not in TORCH_PICKLES and not (
-                kind == "torchscript" and local.startswith("code/") and local.endswith(".debug_pkl")
-            ):
-                ctx.emit("archive.unexpected-pickle", info.filename, mloc, archive=kind)
+        if routed:
+            fmt = _routed(routed, mloc, ctx, mname, info.file_size, stream=stream)
+        else:
+            fmt = dispatch_stream(stream, mloc, ctx, mname, info.file_size)
+    if fmt == "pickle" and profile is not None and profile.pickles is not None:
+        debug = profile.debug_pickles
+        if local not in profile.pickles and not (
+            debug and local and local.startswith(debug[0]) and local.endswith(debug[1])
+        ):
+            ctx.emit("archive.unexpected-pickle", info.filename, mloc, archive=profile.id)
         if info.file_size <= CRC_CHECK_LIMIT:
             _check_crc(f, start + data_start, csize, codec, info, mloc, ctx)
+
+
+def _routed(
+    fmt: str,
+    mloc: Location,
+    ctx: Context,
+    mname: str,
+    size: int | None,
+    *,
+    file: tuple[BinaryIO, int, int] | None = None,
+    stream: Source | None = None,
+) -> str:
+    """A member the archive's profile names (Keras ``config.json``, TorchScript ``code/``):
+    parsed as that format, not sniffed; the format is still recorded."""
+    try:
+        if file is not None:
+            file[0].seek(file[1])
+            head = file[0].read(min(HEAD, file[2]))
+        else:
+            assert stream is not None
+            head = stream.read(HEAD)
+    except BudgetExceeded as exc:
+        ctx.anomaly(exc.what, mloc, exc.detail)
+        return fmt
+    except (OSError, ValueError, EOFError, zlib.error) as exc:
+        ctx.anomaly("stream-corrupt", mloc, f"cannot decode: {exc}")
+        return fmt
+    ctx.formats.append(fmt)
+    return run_format(fmt, head, mloc, ctx, mname, size, file=file, stream=stream)
 
 
 def _check_crc(
@@ -481,7 +507,47 @@ _ELEMENT_SIZES = {
 }
 
 
+def scan_tar_stream(
+    src: Source, head: bytes, where: Location, ctx: Context, name: str, length: int | None
+) -> None:
+    scan_tar(src, where, ctx)
+
+
 def scan_tar(src: Source, where: Location, ctx: Context) -> None:
+    """A tar stream: members are dispatched as they stream by. A tar profile's routes apply
+    by member name (a stream cannot look ahead at the layout); the layout names the tar
+    once every member has been seen."""
+    legacy = False
+    slot = len(ctx.formats)
+    names: list[str] = []
+    try:
+        _scan_tar_members(src, where, ctx, names)
+    finally:
+        legacy = "pytorch-legacy-tar" in ctx.formats[slot:]
+        matched = None if legacy else registry.profile_for("tar", names)
+        if matched is not None:
+            _unanalysed_profile(matched[0], where, ctx)
+        kind = "pytorch-legacy-tar" if legacy else matched[0].id if matched else "tar"
+        ctx.formats.insert(slot, kind)
+
+
+def _unanalysed_profile(profile: registry.Profile, where: Location, ctx: Context) -> None:
+    """A layout the registry knows whose format has no parser yet: never reported clean."""
+    if not profile.analysed:
+        ctx.emit("format.unanalysed", profile.id, where, detected=profile.id)
+
+
+def _tar_route(name: str) -> str | None:
+    local = name[2:] if name.startswith("./") else name
+    for profile in registry.PROFILES:
+        if profile.container == "tar":
+            fmt = profile.route(local)
+            if fmt is not None:
+                return fmt
+    return None
+
+
+def _scan_tar_members(src: Source, where: Location, ctx: Context, names: list[str]) -> None:
     legacy = False
     try:
         with tarfile.open(fileobj=SourceFile(src), mode="r|") as tf:
@@ -498,6 +564,7 @@ def scan_tar(src: Source, where: Location, ctx: Context) -> None:
                     ctx.anomaly("budget-time", where, "time budget ran out inside the archive")
                     return
                 mloc = where.child(member.name)
+                names.append(member.name[2:] if member.name.startswith("./") else member.name)
                 _check_name(member.name, mloc, ctx)
                 if member.issym() or member.islnk():
                     ctx.emit(
@@ -513,13 +580,16 @@ def scan_tar(src: Source, where: Location, ctx: Context) -> None:
                 if member.name in LEGACY_TAR_MEMBERS and not legacy:
                     legacy = member.name == "sys_info"
                     if legacy:
-                        ctx.formats.append("pytorch-legacy-tar")
+                        ctx.formats.append("pytorch-legacy-tar")  # moved to the tar's slot
                 fh = tf.extractfile(member)
                 if fh is None:
                     continue
                 msrc = _TarMember(fh)
+                routed = None if legacy else _tar_route(member.name)
                 if legacy and member.name in ("storages", "tensors"):
                     _scan_legacy_records(msrc, mloc, ctx, member.name)
+                elif routed is not None:
+                    _routed(routed, mloc, ctx, member.name, member.size, stream=msrc)
                 else:
                     dispatch_stream(msrc, mloc, ctx, member.name, member.size)
     except BudgetExceeded as exc:
@@ -633,6 +703,16 @@ class _Stop(Exception):
 
 
 # -- 7z -----------------------------------------------------------------------------------
+
+
+def scan_7z_at(
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str
+) -> None:
+    import io
+
+    from .streams import SliceIO
+
+    scan_7z(io.BufferedReader(SliceIO(f, start, length)), where, ctx)
 
 
 def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:

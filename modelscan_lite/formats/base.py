@@ -5,11 +5,11 @@ Parsers call :meth:`Context.emit` / :meth:`Context.anomaly`; they never decide s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..limits import Deadline, Limits
-from ..model import Fact, Location
+from ..model import Fact, Location, TensorTable
 from .streams import DecompressBudget
 
 
@@ -24,6 +24,20 @@ class Context:
     depth: int = 0
     members: int = 0
     formats: list[str] = field(default_factory=list)
+    # the file's tensor table (name -> dtype, shape), filled by the parser that reads the
+    # top-level weights; the repo analysis uses it instead of parsing the file again
+    tensors: TensorTable | None = None
+    # for the repo analysis: absolute path -> the tensor table the file scan recorded
+    weight_tables: Mapping[str, TensorTable | None] = field(default_factory=dict)
+
+    def tensor_table(self, where: Location, table: TensorTable) -> None:
+        """Record tensors read at ``where``: kept only for the file itself or the one pickle
+        of a PyTorch archive (``<root>/data.pkl``), never for nested payloads."""
+        member = where.member
+        if member is None or (member.count("!") == 0 and member.endswith("data.pkl")):
+            if self.tensors is None:
+                self.tensors = {}
+            self.tensors.update(table)
 
     def emit(
         self, kind: str, value: str, where: Location, evidence: str | None = None, **detail: object

@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import BinaryIO, cast
 
 from ..model import Location
+from . import registry
 from .base import Context
+from .registry import Family
 from .streams import (
     CHUNK,
     BudgetExceeded,
@@ -33,7 +35,6 @@ from .streams import (
 HEAD = 4096
 SPOOL_MEMORY = 16 << 20  # a random-access member from a stream larger than this goes to disk
 COMPRESSED = ("gzip", "bz2", "xz", "lzma", "zlib")
-RANDOM_ACCESS = ("zip", "7z", "safetensors", "gguf", "onnx")
 # Extensions that promise content which cannot run code; a pickle behind one is a lie.
 SAFE_EXTENSIONS = frozenset(
     {
@@ -108,7 +109,6 @@ MODEL_EXTENSIONS = frozenset(
 # Names several formats share: SentencePiece, gensim (a pickle), fastText, LightGBM (text)
 # and xgboost all write `.model`. No content is a lie there; a pickle is still scanned as one.
 AMBIGUOUS_EXTENSIONS = frozenset({".model"})
-NOT_YET_ANALYSED = frozenset({"hdf5", "tflite"})
 PICKLE_LIKE = frozenset({"pickle"})
 
 
@@ -140,51 +140,15 @@ def dispatch_file(
     """Sniff and parse ``length`` bytes of ``f`` at ``start``; returns the detected format."""
     f.seek(start)
     head = f.read(min(HEAD, length))
-
     head, fmt = _decide(head, None, len(head) >= length, FileSlice(f, start, length))
     _note_format(fmt, where, ctx, name)
-    if fmt == "zip":
-        from .archives import scan_zip
-
-        if _enter(where, ctx):
-            ctx.depth += 1
-            try:
-                scan_zip(f, start, length, where, ctx, name)
-            finally:
-                ctx.depth -= 1
-        return fmt
-    if fmt == "7z":
-        from .archives import scan_7z
-
-        if _enter(where, ctx):
-            ctx.depth += 1
-            try:
-                scan_7z(_SubFile(f, start, length), where, ctx)
-            finally:
-                ctx.depth -= 1
-        return fmt
-    if fmt == "safetensors":
-        from .safetensors import scan_safetensors
-
-        scan_safetensors(f, start, length, where, ctx)
-        return fmt
-    if fmt == "gguf":
-        from .gguf import scan_gguf
-
-        scan_gguf(f, start, length, where, ctx)
-        return fmt
-    if fmt == "onnx":
-        from .onnx import scan_onnx
-
-        scan_onnx(f, start, length, where, ctx)
-        return fmt
-    return _parse_stream(fmt, head, FileSlice(f, start, length), where, ctx, name, length)
+    return run_format(fmt, head, where, ctx, name, length, file=(f, start, length))
 
 
 def dispatch_stream(
     src: Source, where: Location, ctx: Context, name: str, length: int | None = None
 ) -> str:
-    """Sniff and parse a forward-only stream; random-access formats are read into memory."""
+    """Sniff and parse a forward-only stream; random-access formats are spooled first."""
     try:
         head = src.read(HEAD)
         head, fmt = _decide(head, src.read, len(head) < HEAD)
@@ -194,34 +158,82 @@ def dispatch_stream(
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
         return "unknown"
-    if fmt in RANDOM_ACCESS:
-        # copied in 1 MiB steps to a spooled temp file (memory up to SPOOL_MEMORY, then
-        # disk): reading it whole into one bytes object once cost twice its size in memory
-        limit = ctx.limits.max_member_read
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
-            size = spool.write(head)
-            try:
-                while size <= limit:
-                    chunk = src.read(min(CHUNK, limit + 1 - size))
-                    if not chunk:
-                        break
-                    size += spool.write(chunk)
-            except BudgetExceeded as exc:
-                ctx.anomaly(exc.what, where, exc.detail)
-                return fmt
-            except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
-                ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
-                return fmt
-            if size > limit:
-                ctx.anomaly(
-                    "budget-member-size",
-                    where,
-                    f"a {fmt} archive inside a stream is larger than {limit} bytes",
-                )
-                return fmt
-            return dispatch_file(cast(BinaryIO, spool), 0, size, where, ctx, name)
-    _note_format(fmt, where, ctx, name)
-    return _parse_stream(fmt, head, Prefixed(head, src), where, ctx, name, length)
+    entry = registry.get(fmt)
+    if entry is None or entry.access != "random":
+        _note_format(fmt, where, ctx, name)
+    return run_format(fmt, head, where, ctx, name, length, stream=src)
+
+
+def run_format(
+    fmt: str,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str,
+    length: int | None,
+    *,
+    file: tuple[BinaryIO, int, int] | None = None,
+    stream: Source | None = None,
+) -> str:
+    """Parse content already sniffed (or routed by a profile) as ``fmt``: the registry names
+    the parser and how it reads. ``file`` is random-access content, ``stream`` forward-only
+    content of which ``head`` was already read."""
+    entry = registry.get(fmt)
+    fn = entry.parse_function() if entry is not None else None
+    if entry is None or fn is None:
+        _no_parser(fmt, head, where, ctx, name)
+        return fmt
+    if entry.nests and not _enter(where, ctx):
+        return fmt
+    ctx.depth += entry.nests
+    try:
+        if entry.access == "random":
+            if file is not None:
+                fn(*file, where, ctx, name)
+            elif stream is not None:
+                _spooled(fmt, head, stream, where, ctx, name)
+        else:
+            src = FileSlice(*file) if file is not None else Prefixed(head, cast(Source, stream))
+            fn(src, head, where, ctx, name, length)
+    finally:
+        ctx.depth -= entry.nests
+    return fmt
+
+
+def _spooled(
+    fmt: str,
+    head: bytes,
+    src: Source,
+    where: Location,
+    ctx: Context,
+    name: str,
+) -> None:
+    """A random-access format inside a stream: copied in 1 MiB steps to a spooled temp file
+    (memory up to SPOOL_MEMORY, then disk); reading it whole into one bytes object once cost
+    twice its size in memory."""
+    limit = ctx.limits.max_member_read
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
+        size = spool.write(head)
+        try:
+            while size <= limit:
+                chunk = src.read(min(CHUNK, limit + 1 - size))
+                if not chunk:
+                    break
+                size += spool.write(chunk)
+        except BudgetExceeded as exc:
+            ctx.anomaly(exc.what, where, exc.detail)
+            return
+        except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
+            return
+        if size > limit:
+            ctx.anomaly(
+                "budget-member-size",
+                where,
+                f"a {fmt} archive inside a stream is larger than {limit} bytes",
+            )
+            return
+        dispatch_file(cast(BinaryIO, spool), 0, size, where, ctx, name)
 
 
 def dispatch_bytes(data: bytes, where: Location, ctx: Context, name: str = "") -> str:
@@ -263,46 +275,13 @@ def _decide(
     return head, fmt
 
 
-def _parse_stream(
-    fmt: str, head: bytes, src: Source, where: Location, ctx: Context, name: str, length: int | None
-) -> str:
-    if fmt == "pickle":
-        from .pickles import scan_pickle
-
-        scan_pickle(src, where, ctx)
-    elif fmt in COMPRESSED:
-        if _enter(where, ctx):
-            ctx.depth += 1
-            try:
-                inner = DecodedStream(src, fmt, ctx.budget)
-                inner_name = (
-                    name[: -len(extension(name))]
-                    if extension(name) in (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib")
-                    else name
-                )
-                dispatch_stream(inner, where.child(f"<{fmt}>"), ctx, inner_name)
-            finally:
-                ctx.depth -= 1
-    elif fmt == "tar":
-        from .archives import scan_tar
-
-        if _enter(where, ctx):
-            ctx.depth += 1
-            try:
-                scan_tar(src, where, ctx)
-            finally:
-                ctx.depth -= 1
-    elif fmt == "npy":
-        from .numpy_format import scan_npy
-
-        scan_npy(src, where, ctx, name)
-    elif fmt == "lz4":
-        _scan_lz4(src, where, ctx, name)
-    elif fmt in NOT_YET_ANALYSED:
+def _no_parser(fmt: str, head: bytes, where: Location, ctx: Context, name: str) -> None:
+    """Content no parser reads: a recognised format without one (X903, or data, X202), a
+    placeholder where a model should be, or text and unknown bytes under a model's name."""
+    entry = registry.get(fmt)
+    if entry is not None and entry.family in (Family.CODE, Family.TENSORS, Family.CONTAINER):
         ctx.emit("format.unanalysed", fmt, where, detected=fmt)
-    elif fmt in DATA_PARSERS:
-        _scan_data(fmt, head, src, where, ctx, name)
-    elif fmt in ("ggml", "ubjson"):
+    elif entry is not None and entry.family is Family.DATA:
         ctx.emit("format.data", fmt, where, detected=fmt, extension=extension(name) or "(none)")
     elif fmt in ("text", "unknown") and _placeholder(head, where, ctx, name):
         pass
@@ -331,7 +310,30 @@ def _parse_stream(
                 ctx.emit(
                     "format.unknown", fmt, where, extension=ext or "(none)", head=head[:16].hex()
                 )
-    return fmt
+
+
+def _compressed(codec: str) -> Callable[..., None]:
+    """The parser of one compression layer: decode it and dispatch what it holds."""
+
+    def scan(
+        src: Source, head: bytes, where: Location, ctx: Context, name: str, length: int | None
+    ) -> None:
+        inner = DecodedStream(src, codec, ctx.budget)
+        ext = extension(name)
+        inner_name = (
+            name[: -len(ext)] if ext in (".gz", ".bz2", ".xz", ".lzma", ".z", ".zlib") else name
+        )
+        dispatch_stream(inner, where.child(f"<{codec}>"), ctx, inner_name)
+
+    scan.__name__ = f"scan_{codec}"
+    return scan
+
+
+scan_gzip = _compressed("gzip")
+scan_bz2 = _compressed("bz2")
+scan_xz = _compressed("xz")
+scan_lzma = _compressed("lzma")
+scan_zlib = _compressed("zlib")
 
 
 DECODED_LAYERS = frozenset(f"<{c}>" for c in (*COMPRESSED, "lz4"))
@@ -368,43 +370,9 @@ def _placeholder(head: bytes, where: Location, ctx: Context, name: str) -> bool:
     return True
 
 
-DATA_PARSERS = frozenset(
-    {"joblib-zf", "sentencepiece", "spm-charsmap", "fasttext", "word2vec", "word2vec-text"}
-)
-
-
-def _scan_data(
-    fmt: str, head: bytes, src: Source, where: Location, ctx: Context, name: str
+def scan_lz4(
+    src: Source, head: bytes, where: Location, ctx: Context, name: str, length: int | None
 ) -> None:
-    """The data formats that are not code (and joblib's ZF layer, which holds a pickle)."""
-    if fmt == "joblib-zf":
-        from .joblib_zf import scan_zf
-
-        if _enter(where, ctx):
-            ctx.depth += 1
-            try:
-                scan_zf(src, head, where, ctx, name)
-            finally:
-                ctx.depth -= 1
-    elif fmt == "sentencepiece":
-        from .sentencepiece import scan_sentencepiece
-
-        scan_sentencepiece(src, where, ctx)
-    elif fmt == "spm-charsmap":
-        from .spm_charsmap import scan_charsmap
-
-        scan_charsmap(src, where, ctx)
-    elif fmt == "fasttext":
-        from .fasttext import scan_fasttext
-
-        scan_fasttext(src, where, ctx)
-    else:
-        from .word2vec import scan_word2vec
-
-        scan_word2vec(src, where, ctx, binary=fmt == "word2vec")
-
-
-def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:
     try:
         import lz4.frame  # type: ignore[import-not-found]
     except ImportError:
@@ -420,14 +388,4 @@ def _scan_lz4(src: Source, where: Location, ctx: Context, name: str) -> None:
     if len(data) > limit:
         ctx.anomaly("budget-member-size", where, f"lz4 content larger than {limit} bytes")
         return
-    ctx.depth += 1
-    try:
-        dispatch_stream(BytesSource(data), where.child("<lz4>"), ctx, name)
-    finally:
-        ctx.depth -= 1
-
-
-def _SubFile(f: BinaryIO, start: int, length: int) -> BinaryIO:
-    from .streams import SliceIO
-
-    return io.BufferedReader(SliceIO(f, start, length))
+    dispatch_stream(BytesSource(data), where.child("<lz4>"), ctx, name)

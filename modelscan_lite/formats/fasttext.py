@@ -181,7 +181,14 @@ def parse_fasttext(src: Source, size: int | None, deadline: object = None) -> di
     }
 
 
-def scan_fasttext(src: Source, where: Location, ctx: Context) -> None:
+def scan_fasttext(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
     size = getattr(src, "size", None)
     try:
         info = parse_fasttext(src, size if isinstance(size, int) else None, ctx.deadline)

@@ -225,7 +225,9 @@ class _Array:
         self.count = count
 
 
-def scan_gguf(f: BinaryIO, start: int, length: int, where: Location, ctx: Context) -> None:
+def scan_gguf(
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
+) -> None:
     buf: Any
     mapped = None
     if start == 0 and hasattr(f, "fileno"):

@@ -61,7 +61,14 @@ def _array_data_is_data(ctx: Context, before: int) -> None:
             ctx.facts[i] = Fact("format.data", "joblib array buffer", fact.location, fact.detail)
 
 
-def scan_zf(src: Source, head: bytes, where: Location, ctx: Context, name: str) -> None:
+def scan_zf(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
     """Decode the zlib stream under the budget and dispatch what it holds (a pickle)."""
     from .dispatch import dispatch_stream
 

@@ -69,7 +69,14 @@ def _filter_py2_longs(text: str) -> str:
         raise SyntaxError(str(exc)) from exc
 
 
-def scan_npy(src: Source, where: Location, ctx: Context, name: str) -> None:
+def scan_npy(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
     pre = src.read(10)
     if len(pre) < 10:
         ctx.anomaly("npy-invalid", where, "npy header is truncated")

@@ -272,7 +272,9 @@ def sniff_onnx(head: bytes) -> bool:
     return seen >= 1
 
 
-def scan_onnx(f: BinaryIO, start: int, length: int, where: Location, ctx: Context) -> None:
+def scan_onnx(
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
+) -> None:
     mapped = None
     try:
         if start == 0 and hasattr(f, "fileno"):

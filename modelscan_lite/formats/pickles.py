@@ -32,6 +32,19 @@ NOT_PICKLE_ERRORS = frozenset(
     {"joblib-array-unknown", "decompressed-size", "compression-ratio", "stream-corrupt"}
 )
 MAX_EVIDENCE_LINES = 14
+# PyTorch storage class -> the safetensors dtype name (tensor tables use the latter)
+STORAGE_DTYPES = {
+    "FloatStorage": "F32",
+    "HalfStorage": "F16",
+    "BFloat16Storage": "BF16",
+    "DoubleStorage": "F64",
+    "LongStorage": "I64",
+    "IntStorage": "I32",
+    "ShortStorage": "I16",
+    "CharStorage": "I8",
+    "ByteStorage": "U8",
+    "BoolStorage": "BOOL",
+}
 
 
 def sniff_pickle(head: bytes, *, strict: bool = False) -> bool:
@@ -54,6 +67,18 @@ def sniff_pickle(head: bytes, *, strict: bool = False) -> bool:
     return res.error_kind == "pickle-truncated" and res.opcodes >= 16
 
 
+def scan_pickle_file(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
+    """The registry's entry point: a pickle as a whole file or member."""
+    scan_pickle(src, where, ctx)
+
+
 def scan_pickle(src: Source, where: Location, ctx: Context, *, kind: str = "pickle") -> None:
     """Walk every pickle stream in ``src`` and emit facts.
 
@@ -67,6 +92,10 @@ def scan_pickle(src: Source, where: Location, ctx: Context, *, kind: str = "pick
     while True:
         res = walk_stream(reader, ctx.limits, ctx.deadline, budget)
         streams += 1
+        if res.tensors:
+            ctx.tensor_table(
+                where, {k: (STORAGE_DTYPES.get(d, d), s) for k, (d, s) in res.tensors.items()}
+            )
         emit_stream(res, src, where, ctx, streams)
         emit_file_path(res, src, where, ctx, streams)
         if res.error:

@@ -93,7 +93,9 @@ def header_summary(data: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...]
     return out
 
 
-def scan_safetensors(f: BinaryIO, start: int, length: int, where: Location, ctx: Context) -> None:
+def scan_safetensors(
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
+) -> None:
     f.seek(start)
     pre = f.read(8)
     if len(pre) < 8:
@@ -159,6 +161,7 @@ def scan_safetensors(f: BinaryIO, start: int, length: int, where: Location, ctx:
     for key in dict.fromkeys(dupes.duplicates):
         ctx.emit("safetensors.duplicate-key", key, where.at(key=key))
     _check_metadata(data.get("__metadata__"), where, ctx)
+    ctx.tensor_table(where, header_summary(data))
     spans = _check_tensors(data, where, ctx)
     buffer_len = length - 8 - n
     _check_layout(spans, buffer_len, f, start + 8 + n, where, ctx)

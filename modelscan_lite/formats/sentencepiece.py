@@ -165,7 +165,14 @@ def sniff_sentencepiece(head: bytes) -> bool:
     return model.pieces >= 1
 
 
-def scan_sentencepiece(src: Source, where: Location, ctx: Context) -> None:
+def scan_sentencepiece(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
     limit = ctx.limits.max_member_read
     data = src.read(limit + 1)
     if len(data) > limit:

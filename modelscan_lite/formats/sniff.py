@@ -21,6 +21,9 @@ Where the data formats sit, and why:
 * word2vec starts with ASCII digits, which the pickle trial walk rejects at once (``0``
   POP, ``1`` POP_MARK, ``2`` DUP on an empty stack; ``3``-``9`` are not opcodes). It sits
   just before text because its text variant is text.
+* formats declared in the registry (:mod:`.registry`) join at three places: ``magic``
+  entries with the other magic numbers (after GGUF), ``structural`` sniffs right after
+  ONNX, ``data`` sniffs after the built-in data formats.
 * legacy GGML (``lmgg`` ...) and UBJSON (``{`` + a length marker) are recognised, not
   parsed (:mod:`.rawdata`); they sit last before text: neither can start a pickle.
 """
@@ -34,6 +37,7 @@ from ..limits import Deadline, Limits
 from .onnx import sniff_onnx
 from .pickle_vm import Reader, walk_stream
 from .pickles import STARTS, sniff_pickle
+from .registry import magic_format, sniffers
 from .streams import BytesSource, Source
 
 HEAD = 4096
@@ -135,6 +139,9 @@ def _data_format(head: bytes) -> str | None:
         return "ggml"
     if sniff_ubjson(head):
         return "ubjson"
+    for fmt, test in sniffers("data"):
+        if test(head):
+            return fmt
     return None
 
 
@@ -157,8 +164,9 @@ def sniff(head: bytes, *, data_formats: bool = True) -> str:
         return "npy"
     if head.startswith(b"GGUF") or head.startswith(b"FUGG"):
         return "gguf"
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "hdf5"
+    declared = magic_format(head)
+    if declared is not None:
+        return declared
     if head.startswith(b"ZF0x"):
         from .joblib_zf import sniff_zf
 
@@ -169,8 +177,6 @@ def sniff(head: bytes, *, data_formats: bool = True) -> str:
 
         if sniff_fasttext(head):
             return "fasttext"
-    if head[4:8] == b"TFL3":
-        return "tflite"
     if _is_tar(head):
         return "tar"
     # A safetensors length field can start with 80 02..05 (a header of 0x0280..0x0580
@@ -187,6 +193,9 @@ def sniff(head: bytes, *, data_formats: bool = True) -> str:
         return "pickle"
     if sniff_onnx(head):
         return "onnx"
+    for fmt, test in sniffers("structural"):
+        if test(head):
+            return fmt
     if data_formats and len(head) >= MIN_DATA_HEAD:
         data = _data_format(head)
         if data is not None:

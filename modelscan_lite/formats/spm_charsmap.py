@@ -94,7 +94,14 @@ def charsmap_problem(blob: bytes, deadline: Deadline | None = None) -> str | Non
     return None
 
 
-def scan_charsmap(src: Source, where: Location, ctx: Context) -> None:
+def scan_charsmap(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
     """A standalone normaliser table: read it whole (under a budget) and validate it."""
     data = src.read(MAX_CHARSMAP + 1)
     if len(data) > MAX_CHARSMAP:

@@ -166,3 +166,25 @@ def scan_word2vec(src: Source, where: Location, ctx: Context, binary: bool) -> N
         dim=dim,
         variant="binary" if binary else "text",
     )
+
+
+def scan_word2vec_binary(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
+    scan_word2vec(src, where, ctx, binary=True)
+
+
+def scan_word2vec_text(
+    src: Source,
+    head: bytes,
+    where: Location,
+    ctx: Context,
+    name: str = "",
+    length: int | None = None,
+) -> None:
+    scan_word2vec(src, where, ctx, binary=False)

@@ -140,7 +140,7 @@ def analyze_repo(root: str, ctx: Context) -> None:
             index = _json(path(name), ctx)
             if isinstance(index, dict):
                 check_index(path(name), index, root, ctx)
-    tensors = _repo_tensors(root)
+    tensors = _repo_tensors(root, ctx)
     if isinstance(config, dict) and tensors:
         check_config_vs_weights(config, tensors, Location(path("config.json")), ctx)
         check_attention(config, tensors, Location(path("config.json")), ctx)
@@ -181,11 +181,11 @@ def analyze_repo(root: str, ctx: Context) -> None:
     )
 
 
-def _repo_tensors(root: str) -> TensorMap:
+def _repo_tensors(root: str, ctx: Context) -> TensorMap:
     """All tensors of the preferred weights: safetensors (single or sharded), else pickles."""
     for single, pattern in (("model.safetensors", ".safetensors"), ("pytorch_model.bin", ".bin")):
         if os.path.isfile(os.path.join(root, single)):
-            return weight_tensors(os.path.join(root, single)) or {}
+            return weight_tensors(os.path.join(root, single), ctx.weight_tables) or {}
         shards = sorted(
             n
             for n in os.listdir(root)
@@ -194,7 +194,7 @@ def _repo_tensors(root: str) -> TensorMap:
         if shards:
             out: TensorMap = {}
             for shard in shards:
-                out.update(weight_tensors(os.path.join(root, shard)) or {})
+                out.update(weight_tensors(os.path.join(root, shard), ctx.weight_tables) or {})
             return out
     return {}
 

@@ -375,7 +375,7 @@ def check_index(index_path: str, data: dict[str, Any], root: str, ctx: Context) 
                 message=f"shard `{shard}` ({len(listed)} tensors) is not in the repo",
             )
             continue
-        present = weight_tensors(path)
+        present = weight_tensors(path, ctx.weight_tables)
         if present is None:
             continue
         extra = sorted(set(present) - listed)

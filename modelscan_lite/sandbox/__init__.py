@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from ..engine import Policy
+from ..formats import registry
 from ..model import ArtifactResult, DynamicRun, Fact, Location
 from .supervisor import BACKENDS, Options, Outcome, SandboxUnavailable, choose, probe, run
 
@@ -34,18 +35,6 @@ __all__ = [
 ]
 
 MODES = ("off", "auto", "require")
-LOADER_BY_FORMAT = {
-    "pytorch-zip": "torch",
-    "pytorch-legacy": "torch",
-    "pytorch-legacy-tar": "torch",
-    "torchscript": "torchscript",
-    "pickle": "pickle",
-    "joblib": "pickle",
-    "npy": "numpy",
-    "safetensors": "safetensors",
-    "gguf": "gguf",
-    "onnx": "onnx",
-}
 # what only the audit hook inside sees (no syscall tells): its kind -> the fact for the rules
 AUDIT_ONLY = {"native": "dynamic.native-load", "atexit": "dynamic.atexit"}
 COMPRESSIONS = ("gzip", "bz2", "xz", "lzma", "zlib", "lz4")
@@ -53,13 +42,15 @@ COMPRESSIONS = ("gzip", "bz2", "xz", "lzma", "zlib", "lz4")
 
 def loader_for(result: ArtifactResult, path: str | None = None) -> str | None:
     """The real loader for a scanned artifact (on disk at ``path``), or ``None`` if none."""
-    fmt = result.format
-    if fmt == "hf-repo":
+    if result.format == "hf-repo":
         config = os.path.join(path or result.path, "config.json")
         return "transformers" if os.path.isfile(config) else None
-    if "+" in fmt and fmt.split("+", 1)[0] in COMPRESSIONS:
-        return "pickle" if fmt.split("+", 1)[1] == "pickle" else None  # joblib's compressions
-    return LOADER_BY_FORMAT.get(fmt)
+    layers = result.layers or (result.format,)
+    if len(layers) > 1:
+        # a compressed file is loaded as such only by joblib, and only when it holds a pickle
+        return "pickle" if layers[0] in COMPRESSIONS and layers[-1] == "pickle" else None
+    entry = registry.get(layers[0])
+    return entry.loader if entry is not None else None
 
 
 def _gib(n: int) -> str:

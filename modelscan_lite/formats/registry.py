@@ -1,0 +1,285 @@
+"""Every format the scanner recognises, declared once: identity, sniff, parser, profiles, loader.
+
+The flow a file takes (DESIGN.md): the sniffer (:mod:`.sniff`) walks :data:`SNIFF_ORDER`
+over the first bytes and names a :class:`Format`; the dispatcher (:mod:`.dispatch`) calls
+that format's parser; a zip or tar whose member layout matches a :class:`Profile` becomes
+that profile's format, and the profile routes named members to their parsers. Parsers emit
+facts; rules (``rules/``) turn facts into findings.
+
+A format with ``parser=None`` is *recognised but not analysed*: it gets X903
+(``format.unanalysed``), never a clean pass. Adding a format is one parser module, one entry
+here, its rules, samples and tests (CONTRIBUTING.md).
+
+Parser signatures (``parser="module:function"``, the module under ``modelscan_lite.formats``,
+imported only when that format is met):
+
+* ``access="random"``: ``fn(f: BinaryIO, start: int, length: int, where: Location,
+  ctx: Context, name: str) -> None``, the format's bytes are ``f[start:start+length]``;
+  a forward-only stream holding one is spooled first (under the member budget).
+* ``access="stream"``: ``fn(src: Source, head: bytes, where: Location, ctx: Context,
+  name: str, length: int | None) -> None``, ``src`` reads from the format's first byte
+  (``head`` is its first bytes, already read once for the sniff).
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import importlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+class Family(enum.Enum):
+    """What loading the format can do; decides how an unanalysed one is reported."""
+
+    CODE = "code"  # loading can import or run code (pickle, Keras, TorchScript...)
+    TENSORS = "tensors"  # weights and graphs a loader reads as data (safetensors, GGUF)
+    DATA = "data"  # strings and numbers (tokenizers, vectors)
+    CONTAINER = "container"  # holds other formats (zip, tar, compression layers)
+    TEXT = "text"
+
+
+Access = Literal["random", "stream"]
+Stage = Literal["magic", "structural", "data"]
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """One format. ``id`` is its identity everywhere (report ``format``, sandbox, rules)."""
+
+    id: str
+    title: str
+    family: Family
+    parser: str | None = None
+    access: Access = "stream"
+    nests: bool = False  # parsing recurses into members: the nesting budget applies
+    loader: str | None = None  # the sandbox loader that really loads it (sandbox/loaders.py)
+    # the sniff: fixed bytes at offsets (all must match), or "module:function" taking the head
+    magic: tuple[tuple[int, bytes], ...] = ()
+    sniff: str | None = None
+    stage: Stage = "magic"
+    # the names its writers give it: informational (docs, extension-lie checks), never decides
+    extensions: tuple[str, ...] = ()
+
+    def parse_function(self) -> Callable[..., None] | None:
+        return _resolve(self.parser) if self.parser else None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A zip or tar layout that is a model format: the members that identify it, and which
+    parser reads which member (``routes``: glob on the member path below the profile's root,
+    format id). A member no route names is sniffed by content like any other."""
+
+    id: str  # the Format it makes (its entry in FORMATS)
+    container: Literal["zip", "tar"]
+    # the layout test: names -> the root prefix the layout sits under, or None
+    match: Callable[[Sequence[str]], str | None]
+    routes: tuple[tuple[str, str], ...] = ()
+    # members that are raw tensor bytes: not parsed, only checked for strong magic numbers
+    raw_members: re.Pattern[str] | None = None
+    # pickles the format's loader reads; any other pickle member is A205 (None: no check)
+    pickles: frozenset[str] | None = None
+    debug_pickles: tuple[str, str] | None = None  # (prefix, suffix) of allowed debug pickles
+    # False until the format's own checks exist: the layout is then X903, never clean
+    analysed: bool = False
+
+    def route(self, local: str) -> str | None:
+        for pattern, fmt in self.routes:
+            if fnmatch.fnmatchcase(local, pattern):
+                return fmt
+        return None
+
+
+def _resolve(ref: str) -> Callable[..., Any]:
+    module, _, func = ref.partition(":")
+    mod = importlib.import_module(f"modelscan_lite.formats.{module}")
+    fn: Callable[..., Any] = getattr(mod, func)
+    return fn
+
+
+# -- layout tests for the profiles ---------------------------------------------------------
+
+
+def _torch_root(names: Sequence[str]) -> tuple[str, bool] | None:
+    """(root, is TorchScript) for a PyTorch zip: ``<root>/data.pkl`` (+ ``code/`` or
+    ``constants.pkl`` for TorchScript), or a TorchScript archive without data.pkl."""
+    for n in names:
+        if n == "data.pkl" or n.endswith("/data.pkl"):
+            root = n[: -len("data.pkl")]
+            script = any(m.startswith(root + "code/") or m == root + "constants.pkl" for m in names)
+            return root, script
+        if n.endswith("constants.pkl"):
+            return n[: -len("constants.pkl")], True
+    return None
+
+
+def match_torchscript(names: Sequence[str]) -> str | None:
+    found = _torch_root(names)
+    return found[0] if found and found[1] else None
+
+
+def match_pytorch_zip(names: Sequence[str]) -> str | None:
+    found = _torch_root(names)
+    return found[0] if found and not found[1] else None
+
+
+def match_npz(names: Sequence[str]) -> str | None:
+    return "" if names and all(n.endswith(".npy") for n in names) else None
+
+
+def _all_at_root(*required: str) -> Callable[[Sequence[str]], str | None]:
+    def match(names: Sequence[str]) -> str | None:
+        present = set(names)
+        return "" if all(r in present for r in required) else None
+
+    return match
+
+
+TORCH_RAW = re.compile(r"(?:^|/)(?:\.data/|data/)[^/]+$")
+TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
+
+# -- the formats -----------------------------------------------------------------------------
+
+_F = Family
+FORMATS: dict[str, Format] = {
+    f.id: f
+    for f in (
+        # containers and compression layers
+        Format("zip", "zip archive", _F.CONTAINER, "archives:scan_zip", "random", True),
+        Format("7z", "7z archive", _F.CONTAINER, "archives:scan_7z_at", "random", True),
+        Format("tar", "tar archive", _F.CONTAINER, "archives:scan_tar_stream", nests=True),
+        Format("gzip", "gzip stream", _F.CONTAINER, "dispatch:scan_gzip", nests=True),
+        Format("bz2", "bzip2 stream", _F.CONTAINER, "dispatch:scan_bz2", nests=True),
+        Format("xz", "xz stream", _F.CONTAINER, "dispatch:scan_xz", nests=True),
+        Format("lzma", "lzma (alone) stream", _F.CONTAINER, "dispatch:scan_lzma", nests=True),
+        Format("zlib", "zlib stream", _F.CONTAINER, "dispatch:scan_zlib", nests=True),
+        Format("lz4", "lz4 frame", _F.CONTAINER, "dispatch:scan_lz4", nests=True),
+        Format(
+            "joblib-zf", "joblib ZF (zlib) layer", _F.CONTAINER, "joblib_zf:scan_zf", nests=True
+        ),
+        # the pickle family
+        Format("pickle", "pickle stream", _F.CODE, "pickles:scan_pickle_file", loader="pickle"),
+        Format("pytorch-zip", "PyTorch zip checkpoint", _F.CODE, loader="torch"),
+        Format("pytorch-legacy", "PyTorch legacy checkpoint", _F.CODE, loader="torch"),
+        Format("pytorch-legacy-tar", "PyTorch 0.1 tar checkpoint", _F.CODE, loader="torch"),
+        Format("torchscript", "TorchScript archive", _F.CODE, loader="torchscript"),
+        Format("joblib", "joblib pickle", _F.CODE, loader="pickle"),
+        Format("npy", "NumPy array", _F.TENSORS, "numpy_format:scan_npy", loader="numpy"),
+        Format("npz", "NumPy .npz archive", _F.CONTAINER),
+        # tensor and graph formats
+        Format(
+            "safetensors",
+            "safetensors",
+            _F.TENSORS,
+            "safetensors:scan_safetensors",
+            "random",
+            loader="safetensors",
+        ),
+        Format("gguf", "GGUF", _F.TENSORS, "gguf:scan_gguf", "random", loader="gguf"),
+        Format("onnx", "ONNX model", _F.TENSORS, "onnx:scan_onnx", "random", loader="onnx"),
+        # data formats (no code on load)
+        Format("sentencepiece", "SentencePiece model", _F.DATA, "sentencepiece:scan_sentencepiece"),
+        Format(
+            "spm-charsmap", "SentencePiece normaliser table", _F.DATA, "spm_charsmap:scan_charsmap"
+        ),
+        Format("fasttext", "fastText model", _F.DATA, "fasttext:scan_fasttext"),
+        Format("word2vec", "word2vec binary vectors", _F.DATA, "word2vec:scan_word2vec_binary"),
+        Format("word2vec-text", "word2vec text vectors", _F.DATA, "word2vec:scan_word2vec_text"),
+        Format("ggml", "legacy GGML", _F.DATA),
+        Format("ubjson", "UBJSON document", _F.DATA),
+        Format("text", "text", _F.TEXT),
+        # recognised, not yet analysed (X903 until their parser lands)
+        Format(
+            "hdf5",
+            "HDF5 file (Keras/TF .h5)",
+            _F.CODE,
+            magic=((0, b"\x89HDF\r\n\x1a\n"),),
+            extensions=(".h5", ".hdf5", ".keras"),
+        ),
+        Format(
+            "tflite", "TFLite flatbuffer", _F.CODE, magic=((4, b"TFL3"),), extensions=(".tflite",)
+        ),
+        # --- keras (helper: keras) ---
+        Format("keras-v3", "Keras v3 archive (.keras)", _F.CODE, extensions=(".keras",)),
+        # --- torch programs (helper: torch) ---
+        Format("torch-package", "torch.package archive", _F.CODE, extensions=(".pt",)),
+        Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",)),
+        # --- tensorflow (helper: tensorflow) ---
+        # --- nemo / hydra / skops / dill (helper: configs) ---
+        Format("nemo", "NeMo archive (.nemo)", _F.CODE, extensions=(".nemo",)),
+        Format("skops", "skops archive (.skops)", _F.CODE, extensions=(".skops",)),
+        # --- other model formats (helper: others) ---
+    )
+}
+
+# zip and tar layouts that are model formats; tried in this order (first match wins)
+PROFILES: tuple[Profile, ...] = (
+    Profile(
+        "torchscript",
+        "zip",
+        match_torchscript,
+        raw_members=TORCH_RAW,
+        pickles=TORCH_PICKLES,
+        debug_pickles=("code/", ".debug_pkl"),
+        analysed=True,
+    ),
+    Profile(
+        "pytorch-zip",
+        "zip",
+        match_pytorch_zip,
+        raw_members=TORCH_RAW,
+        pickles=TORCH_PICKLES,
+        analysed=True,
+    ),
+    # --- keras (helper: keras) ---
+    Profile("keras-v3", "zip", _all_at_root("config.json", "metadata.json")),
+    # --- torch programs (helper: torch) ---
+    # --- tensorflow (helper: tensorflow) ---
+    # --- nemo / skops (helper: configs) ---
+    # --- other model formats (helper: others) ---
+    Profile("npz", "zip", match_npz, analysed=True),
+)
+
+
+def profile_for(container: str, names: Sequence[str]) -> tuple[Profile, str] | None:
+    """The first profile of ``container`` whose layout ``names`` match, with its root."""
+    for profile in PROFILES:
+        if profile.container == container:
+            root = profile.match(names)
+            if root is not None:
+                return profile, root
+    return None
+
+
+def get(fmt: str) -> Format | None:
+    return FORMATS.get(fmt)
+
+
+# the sniff steps the registry declares, in FORMATS order (see sniff.py for where each
+# stage sits among the built-in sniffs)
+MAGICS: tuple[tuple[str, tuple[tuple[int, bytes], ...]], ...] = tuple(
+    (f.id, f.magic) for f in FORMATS.values() if f.magic
+)
+_SNIFFERS: dict[str, list[tuple[str, Callable[[bytes], bool]]]] = {}
+
+
+def magic_format(head: bytes) -> str | None:
+    """The first format whose fixed bytes ``head`` carries."""
+    for fmt, marks in MAGICS:
+        if all(head[at : at + len(mark)] == mark for at, mark in marks):
+            return fmt
+    return None
+
+
+def sniffers(stage: Stage) -> list[tuple[str, Callable[[bytes], bool]]]:
+    """The sniff functions of one stage (modules imported on first use)."""
+    found = _SNIFFERS.get(stage)
+    if found is None:
+        found = _SNIFFERS[stage] = [
+            (f.id, _resolve(f.sniff)) for f in FORMATS.values() if f.sniff and f.stage == stage
+        ]
+    return found

@@ -1,0 +1,1 @@
+"""Sample builders, one module per format added through the registry (see make_samples)."""
