@@ -1315,7 +1315,12 @@ def more_samples() -> dict[str, bytes]:
     s["J202/ok-chatml.gguf"] = tpl(CHATML)
     s["J901/bad-syntax.gguf"] = tpl("{% for message in messages %}{{ message }")
     s["J901/ok-chatml.gguf"] = tpl(CHATML)
-    s["X903/bad-hdf5.h5"] = b"\x89HDF\r\n\x1a\n" + b"\0" * 56
+    s["X903/bad-torchserve.mar"] = generic_zip(
+        [
+            ("MAR-INF/MANIFEST.json", b'{"model": {"modelName": "m", "handler": "handler.py"}}'),
+            ("handler.py", b"import os\n"),
+        ]
+    )
     return s
 
 

@@ -158,9 +158,7 @@ def dispatch_stream(
     except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError) as exc:
         ctx.anomaly("stream-corrupt", where, f"cannot decode: {exc}")
         return "unknown"
-    entry = registry.get(fmt)
-    if entry is None or entry.access != "random":
-        _note_format(fmt, where, ctx, name)
+    _note_format(fmt, where, ctx, name)
     return run_format(fmt, head, where, ctx, name, length, stream=src)
 
 
@@ -191,7 +189,7 @@ def run_format(
             if file is not None:
                 fn(*file, where, ctx, name)
             elif stream is not None:
-                _spooled(fmt, head, stream, where, ctx, name)
+                _spooled(fn, fmt, head, stream, where, ctx, name)
         else:
             src = FileSlice(*file) if file is not None else Prefixed(head, cast(Source, stream))
             fn(src, head, where, ctx, name, length)
@@ -201,6 +199,7 @@ def run_format(
 
 
 def _spooled(
+    fn: Callable[..., None],
     fmt: str,
     head: bytes,
     src: Source,
@@ -233,7 +232,7 @@ def _spooled(
                 f"a {fmt} archive inside a stream is larger than {limit} bytes",
             )
             return
-        dispatch_file(cast(BinaryIO, spool), 0, size, where, ctx, name)
+        fn(cast(BinaryIO, spool), 0, size, where, ctx, name)
 
 
 def dispatch_bytes(data: bytes, where: Location, ctx: Context, name: str = "") -> str:

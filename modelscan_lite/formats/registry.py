@@ -192,11 +192,15 @@ FORMATS: dict[str, Format] = {
         Format("ggml", "legacy GGML", _F.DATA),
         Format("ubjson", "UBJSON document", _F.DATA),
         Format("text", "text", _F.TEXT),
-        # recognised, not yet analysed (X903 until their parser lands)
+        # recognised, not analysed: X903 (its handler is Python TorchServe imports)
+        Format("torchserve-mar", "TorchServe model archive (.mar)", _F.CODE, extensions=(".mar",)),
         Format(
             "hdf5",
             "HDF5 file (Keras/TF .h5)",
             _F.CODE,
+            "hdf5:scan_hdf5",  # root attributes (model_config...), no HDF5 library
+            "random",
+            loader="keras",
             magic=((0, b"\x89HDF\r\n\x1a\n"),),
             extensions=(".h5", ".hdf5", ".keras"),
         ),
@@ -204,7 +208,30 @@ FORMATS: dict[str, Format] = {
             "tflite", "TFLite flatbuffer", _F.CODE, magic=((4, b"TFL3"),), extensions=(".tflite",)
         ),
         # --- keras (helper: keras) ---
-        Format("keras-v3", "Keras v3 archive (.keras)", _F.CODE, extensions=(".keras",)),
+        Format(
+            "keras-v3", "Keras v3 archive (.keras)", _F.CODE, loader="keras", extensions=(".keras",)
+        ),
+        Format(
+            "keras-config",
+            "Keras model config (config.json)",
+            _F.CODE,
+            "keras:scan_keras_config",
+            extensions=(".json",),
+        ),
+        Format(
+            "keras-metadata",
+            "Keras archive metadata (metadata.json)",
+            _F.DATA,
+            "keras:scan_keras_metadata",
+            extensions=(".json",),
+        ),
+        Format(
+            "keras-weights",
+            "Keras archive weights (model.weights.h5)",
+            _F.TENSORS,
+            "hdf5:scan_keras_weights",
+            extensions=(".h5",),
+        ),
         # --- torch programs (helper: torch) ---
         Format("torch-package", "torch.package archive", _F.CODE, extensions=(".pt",)),
         Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",)),
@@ -236,11 +263,22 @@ PROFILES: tuple[Profile, ...] = (
         analysed=True,
     ),
     # --- keras (helper: keras) ---
-    Profile("keras-v3", "zip", _all_at_root("config.json", "metadata.json")),
+    Profile(
+        "keras-v3",
+        "zip",
+        _all_at_root("config.json", "metadata.json"),
+        routes=(
+            ("config.json", "keras-config"),
+            ("metadata.json", "keras-metadata"),
+            ("model.weights.h5", "keras-weights"),
+        ),
+        analysed=True,
+    ),
     # --- torch programs (helper: torch) ---
     # --- tensorflow (helper: tensorflow) ---
     # --- nemo / skops (helper: configs) ---
     # --- other model formats (helper: others) ---
+    Profile("torchserve-mar", "zip", _all_at_root("MAR-INF/MANIFEST.json")),
     Profile("npz", "zip", match_npz, analysed=True),
 )
 

@@ -401,6 +401,40 @@ def run_transformers(
     return {"object": type(model).__name__, "outputs": _finite_report(arrays), "expected": expected}
 
 
+def warm_keras(target: str, scratch: str) -> None:
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 without TensorFlow
+    _require("keras", "keras")
+
+
+def run_keras(path: str, timings: dict[str, float]) -> Summary:
+    """``keras.saving.load_model`` in safe mode (``.keras``; a legacy ``.h5`` ignores it,
+    CVE-2025-9905), then one ``predict`` on zeros of each input's shape (None -> 1)."""
+    import numpy as np
+
+    keras = importlib.import_module("keras")  # optional: not a typed dependency
+    t0 = time.perf_counter()
+    model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    timings["load"] = time.perf_counter() - t0
+    summary: Summary = {"object": type(model).__name__, "layers": len(model.layers)}
+    try:
+        inputs = [
+            np.zeros([d or 1 for d in t.shape], dtype=str(t.dtype or "float32"))
+            for t in model.inputs
+        ]
+    except (AttributeError, TypeError, ValueError) as exc:
+        summary["note"] = f"no inference: input shapes unknown ({exc})"
+        return summary
+    t1 = time.perf_counter()
+    try:
+        out = model.predict(inputs if len(inputs) > 1 else inputs[0], verbose=0)
+    except Exception as exc:
+        raise InferenceError(f"predict failed: {type(exc).__name__}: {exc}") from exc
+    timings["inference"] = time.perf_counter() - t1
+    outs = out if isinstance(out, list | tuple) else [out]
+    summary["outputs"] = _finite_report({f"output_{i}": np.asarray(o) for i, o in enumerate(outs)})
+    return summary
+
+
 Runner = Callable[..., Summary]
 LOADERS: dict[str, tuple[Callable[[str, str], None], Runner]] = {
     "torch": (warm_torch, run_torch),
@@ -411,4 +445,5 @@ LOADERS: dict[str, tuple[Callable[[str, str], None], Runner]] = {
     "gguf": (warm_gguf, run_gguf),
     "onnx": (warm_onnx, run_onnx),
     "transformers": (warm_transformers, run_transformers),
+    "keras": (warm_keras, run_keras),
 }
