@@ -139,6 +139,16 @@ def _all_at_root(*required: str) -> Callable[[Sequence[str]], str | None]:
     return match
 
 
+def match_savedmodel(names: Sequence[str]) -> str | None:
+    """A TensorFlow SavedModel folder: ``<root>/saved_model.pb`` (its variables/ shards are
+    raw tensor bytes)."""
+    for n in names:
+        if n == "saved_model.pb" or n.endswith("/saved_model.pb"):
+            return n[: -len("saved_model.pb")]
+    return None
+
+
+TF_VARIABLES = re.compile(r"(?:^|/)variables/variables\.data-\d+-of-\d+$")
 TORCH_RAW = re.compile(r"(?:^|/)(?:\.data/|data/)[^/]+$")
 TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
 
@@ -204,9 +214,6 @@ FORMATS: dict[str, Format] = {
             magic=((0, b"\x89HDF\r\n\x1a\n"),),
             extensions=(".h5", ".hdf5", ".keras"),
         ),
-        Format(
-            "tflite", "TFLite flatbuffer", _F.CODE, magic=((4, b"TFL3"),), extensions=(".tflite",)
-        ),
         # --- keras (helper: keras) ---
         Format(
             "keras-v3", "Keras v3 archive (.keras)", _F.CODE, loader="keras", extensions=(".keras",)
@@ -236,6 +243,45 @@ FORMATS: dict[str, Format] = {
         Format("torch-package", "torch.package archive", _F.CODE, extensions=(".pt",)),
         Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",)),
         # --- tensorflow (helper: tensorflow) ---
+        Format(
+            "tflite",
+            "TFLite flatbuffer",
+            _F.CODE,
+            "tensorflow:scan_tflite",
+            "random",
+            magic=((4, b"TFL3"),),
+            extensions=(".tflite",),
+        ),
+        Format(
+            "tf-savedmodel",
+            "TensorFlow SavedModel (saved_model.pb)",
+            _F.CODE,
+            "tensorflow:scan_saved_model",
+            "random",
+            sniff="tensorflow:sniff_saved_model",
+            stage="structural",
+            extensions=(".pb",),
+        ),
+        Format(
+            "tf-keras-metadata",
+            "SavedModel Keras metadata (keras_metadata.pb)",
+            _F.CODE,
+            "tensorflow:scan_keras_metadata",
+            "random",
+            sniff="tensorflow:sniff_keras_metadata",
+            stage="structural",
+            extensions=(".pb",),
+        ),
+        Format(
+            "tf-fingerprint",
+            "SavedModel fingerprint (fingerprint.pb)",
+            _F.DATA,
+            "tensorflow:scan_fingerprint",
+            "random",
+            sniff="tensorflow:sniff_fingerprint",
+            stage="structural",
+            extensions=(".pb",),
+        ),
         # --- nemo / hydra / skops / dill (helper: configs) ---
         Format("nemo", "NeMo archive (.nemo)", _F.CODE, extensions=(".nemo",)),
         Format("skops", "skops archive (.skops)", _F.CODE, extensions=(".skops",)),
@@ -276,6 +322,8 @@ PROFILES: tuple[Profile, ...] = (
     ),
     # --- torch programs (helper: torch) ---
     # --- tensorflow (helper: tensorflow) ---
+    Profile("tf-savedmodel", "zip", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
+    Profile("tf-savedmodel", "tar", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
     # --- nemo / skops (helper: configs) ---
     # --- other model formats (helper: others) ---
     Profile("torchserve-mar", "zip", _all_at_root("MAR-INF/MANIFEST.json")),

@@ -192,7 +192,10 @@ def sniff(head: bytes, *, data_formats: bool = True) -> str:
     if sniff_pickle(head, strict=True):
         return "pickle"
     if sniff_onnx(head):
-        return "onnx"
+        # a SavedModel also starts 08 01 12 (schema_version 1, a MetaGraphDef)
+        from .tensorflow import sniff_saved_model
+
+        return "tf-savedmodel" if sniff_saved_model(head) else "onnx"
     for fmt, test in sniffers("structural"):
         if test(head):
             return fmt
