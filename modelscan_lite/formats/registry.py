@@ -127,6 +127,25 @@ def match_pytorch_zip(names: Sequence[str]) -> str | None:
     return found[0] if found and not found[1] else None
 
 
+def _rooted(marker: str, *also: str) -> Callable[[Sequence[str]], str | None]:
+    """The root of ``<root><marker>`` when every ``<root><also>`` prefix has a member too
+    (torch.package and .pt2 archives sit under one root folder, like PyTorch zips)."""
+
+    def match(names: Sequence[str]) -> str | None:
+        for n in names:
+            if n == marker or n.endswith("/" + marker):
+                root = n[: -len(marker)]
+                if all(any(m.startswith(root + a) for m in names) for a in also):
+                    return root
+        return None
+
+    return match
+
+
+match_torch_package = _rooted(".data/extern_modules", ".data/version")
+match_pt2 = _rooted("archive_format", "models/")
+
+
 def match_npz(names: Sequence[str]) -> str | None:
     return "" if names and all(n.endswith(".npy") for n in names) else None
 
@@ -151,6 +170,10 @@ def match_savedmodel(names: Sequence[str]) -> str | None:
 TF_VARIABLES = re.compile(r"(?:^|/)variables/variables\.data-\d+-of-\d+$")
 TORCH_RAW = re.compile(r"(?:^|/)(?:\.data/|data/)[^/]+$")
 TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
+# TorchScript also stores the tensors of constants.pkl and traced_inputs.pkl (torch.jit.trace,
+# read back by torch.jit.load: torch/csrc/jit/serialization/import.cpp) as raw members
+TORCHSCRIPT_RAW = re.compile(r"(?:^|/)(?:\.data/|data/|constants/|traced_inputs/)[^/]+$")
+TORCHSCRIPT_PICKLES = TORCH_PICKLES | {"traced_inputs.pkl"}
 
 # -- the formats -----------------------------------------------------------------------------
 
@@ -240,8 +263,61 @@ FORMATS: dict[str, Format] = {
             extensions=(".h5",),
         ),
         # --- torch programs (helper: torch) ---
+        Format(
+            "torchscript-code",
+            "TorchScript serialized code (code/*.py)",
+            _F.CODE,
+            "torchscript:scan_torchscript_code",
+            extensions=(".py",),
+        ),
         Format("torch-package", "torch.package archive", _F.CODE, extensions=(".pt",)),
+        Format(
+            "torch-package-source",
+            "torch.package module source",
+            _F.CODE,
+            "torch_package:scan_package_source",
+            extensions=(".py",),
+        ),
+        Format(
+            "torch-package-externs",
+            "torch.package .data/extern_modules",
+            _F.TEXT,
+            "torch_package:scan_extern_modules",
+        ),
         Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",)),
+        Format(
+            "pt2-graph",
+            "torch.export serialized program (models/*.json)",
+            _F.CODE,
+            "pt2:scan_graph",
+            extensions=(".json",),
+        ),
+        Format(
+            "pt2-payload",
+            "torch.export weight or constant payload",
+            _F.TENSORS,
+            "pt2:scan_payload",
+            "random",
+            nests=True,
+        ),
+        Format(
+            "pt2-native",
+            "AOTInductor member of a .pt2 archive",
+            _F.CODE,
+            "pt2:scan_native",
+            "random",
+            nests=True,
+        ),
+        Format(
+            "executorch",
+            "ExecuTorch program (.pte)",
+            _F.CODE,
+            "executorch:scan_pte",
+            "random",
+            sniff="executorch:sniff_pte",
+            stage="structural",
+            extensions=(".pte",),
+        ),
         # --- tensorflow (helper: tensorflow) ---
         Format(
             "tflite",
@@ -291,13 +367,39 @@ FORMATS: dict[str, Format] = {
 
 # zip and tar layouts that are model formats; tried in this order (first match wins)
 PROFILES: tuple[Profile, ...] = (
+    # --- torch programs (helper: torch) ---
+    # before TorchScript: a package or .pt2 can hold TorchScript members (.data/ts_code/)
+    Profile(
+        "torch-package",
+        "zip",
+        match_torch_package,
+        routes=(
+            ("*.py", "torch-package-source"),
+            (".data/extern_modules", "torch-package-externs"),
+        ),
+        raw_members=re.compile(r"^\.data/[^/]+\.storage$"),
+        analysed=True,
+    ),
+    Profile(
+        "pt2",
+        "zip",
+        match_pt2,
+        routes=(
+            ("models/*.json", "pt2-graph"),
+            ("data/weights/weight_*", "pt2-payload"),
+            ("data/constants/tensor_*", "pt2-payload"),
+            ("data/aotinductor/*", "pt2-native"),
+        ),
+        analysed=True,
+    ),
     Profile(
         "torchscript",
         "zip",
         match_torchscript,
-        raw_members=TORCH_RAW,
-        pickles=TORCH_PICKLES,
+        raw_members=TORCHSCRIPT_RAW,
+        pickles=TORCHSCRIPT_PICKLES,
         debug_pickles=("code/", ".debug_pkl"),
+        routes=(("code/*.py", "torchscript-code"),),
         analysed=True,
     ),
     Profile(
@@ -308,6 +410,9 @@ PROFILES: tuple[Profile, ...] = (
         pickles=TORCH_PICKLES,
         analysed=True,
     ),
+    # --- tensorflow (helper: tensorflow) ---
+    Profile("tf-savedmodel", "zip", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
+    Profile("tf-savedmodel", "tar", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
     # --- keras (helper: keras) ---
     Profile(
         "keras-v3",
@@ -320,10 +425,6 @@ PROFILES: tuple[Profile, ...] = (
         ),
         analysed=True,
     ),
-    # --- torch programs (helper: torch) ---
-    # --- tensorflow (helper: tensorflow) ---
-    Profile("tf-savedmodel", "zip", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
-    Profile("tf-savedmodel", "tar", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
     # --- nemo / skops (helper: configs) ---
     # --- other model formats (helper: others) ---
     Profile("torchserve-mar", "zip", _all_at_root("MAR-INF/MANIFEST.json")),
