@@ -395,7 +395,10 @@ def test_pickle_named_model_is_scanned_without_a203(tmp_path: Path) -> None:
 def test_lightgbm_style_text_model_is_not_x201(tmp_path: Path) -> None:
     text = b"tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n"
     result = scan_bytes(tmp_path, text * 20, "lgbm.model")
-    assert rules_of(result) == set()
+    # recognised and parsed as LightGBM (formats/lightgbm_text.py): a header repeated is not
+    # a model, which is M220, never "unrecognised" (X201)
+    assert result.format == "lightgbm"
+    assert rules_of(result) == {"M220"}
 
 
 def test_safe_extensions_still_flag_pickles(tmp_path: Path) -> None:
@@ -466,8 +469,11 @@ def test_raw_float_shard_is_x202_low(tmp_path: Path) -> None:
 def test_ggml_and_ubjson_are_x202(tmp_path: Path) -> None:
     ggml = b"tjgg" + struct.pack("<I", 3) + os.urandom(256)
     assert rules_of(scan_bytes(tmp_path, ggml, "ggml-model-q4_0.bin")) == {"X202"}
-    ubj = b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{" + os.urandom(64)
-    assert rules_of(scan_bytes(tmp_path, ubj, "xgb.model")) == {"X202"}
+    ubj = b"{L\x00\x00\x00\x00\x00\x00\x00\x07vectors{" + os.urandom(64)
+    assert rules_of(scan_bytes(tmp_path, ubj, "emb.model")) == {"X202"}
+    # an XGBoost UBJSON model (a ``learner`` object) is parsed, not just recognised
+    xgb = b"{L\x00\x00\x00\x00\x00\x00\x00\x07learner{" + os.urandom(64)
+    assert scan_bytes(tmp_path, xgb, "xgb.model").format == "xgboost-ubj"
 
 
 def test_opaque_bytes_named_like_a_model_still_fail(tmp_path: Path) -> None:
