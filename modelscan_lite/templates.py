@@ -1814,8 +1814,15 @@ def read_yaml_file(path: str) -> Any:
     try:
         if os.path.getsize(path) > MAX_YAML:
             return None
-        with open(path, encoding="utf-8", errors="replace") as f:
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            return yaml.load(f.read(), Loader=loader)  # noqa: S506 - a SafeLoader
+        with open(path, "rb") as f:
+            data = f.read(MAX_YAML + 1)
+        from .formats.hydra import C_SAFE_DEPTH, node_bound
+
+        # libyaml's recursive composer overflows the C stack on deep nesting (a 1 MB file of
+        # brackets crashed the process): the C loader only where the text cannot nest that
+        # deep, the pure-Python one (bounded by RecursionError) otherwise
+        fast = node_bound(data) <= C_SAFE_DEPTH
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if fast else yaml.SafeLoader
+        return yaml.load(data.decode("utf-8", "replace"), Loader=loader)  # noqa: S506 - safe
     except (OSError, RecursionError, ValueError, yaml.YAMLError):
         return None  # not a YAML config we can read

@@ -421,6 +421,7 @@ class StreamResult:
 
     __slots__ = (
         "anomalies",
+        "code_objects",
         "derived_calls",
         "embedded",
         "end",
@@ -456,6 +457,9 @@ class StreamResult:
         # (offset, loader, file name) of files loading reads next to the pickle
         self.file_refs: list[tuple[int, str, str]] = []
         self.tensors: dict[str, tuple[str, tuple[int, ...]]] = {}
+        # (offset, constructor, arguments) of code objects loading builds from raw bytecode
+        # (dill's _create_code, types.CodeType, cloudpickle's _builtin_type('CodeType'))
+        self.code_objects: list[tuple[int, str, tuple[Any, ...]]] = []
 
 
 class Reader:
@@ -829,6 +833,26 @@ def _call_through_table() -> dict[Identity, CallThrough]:
     return _CALL_THROUGHS[0]
 
 
+CODE_CONSTRUCTORS = frozenset({"types.CodeType", "dill._dill._create_code"})
+# functions returning a builtin type by name: ``_builtin_type('CodeType')`` is types.CodeType
+_TYPE_BY_NAME = frozenset(
+    {
+        "cloudpickle.cloudpickle._builtin_type",
+        "cloudpickle.cloudpickle_fast._builtin_type",
+        "dill._dill._load_type",
+    }
+)
+
+
+def _code_constructor(func: Any, callee: str | None) -> str | None:
+    """The code-object constructor ``func`` is, if it is one (for evidence: the bytecode)."""
+    if callee in CODE_CONSTRUCTORS:
+        return callee
+    if type(func) is Call and ref_of(func.func) in _TYPE_BY_NAME and func.args == ("CodeType",):
+        return f"{ref_of(func.func)}('CodeType')"
+    return None
+
+
 def ref_of(value: Any) -> str | None:
     """The dotted name of what ``value`` is, if the machine can tell."""
     t = type(value)
@@ -1089,6 +1113,9 @@ class PickleWalker:
                 self._called(fargs[0], (*fargs[1:], *extra), offset, opcode, depth + 1, merged)
             return Call(func, args)
         callee, produced = _resolve_call(func, args)
+        ctor = _code_constructor(func, callee)
+        if ctor is not None and type(args) is tuple and len(self.res.code_objects) < 32:
+            self.res.code_objects.append((offset, ctor, args))
         call = Call(func, args, produced)
         call.kwargs = kwargs
         if callee is None:

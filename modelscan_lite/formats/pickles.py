@@ -226,6 +226,10 @@ def emit_stream(res: StreamResult, src: Source, where: Location, ctx: Context, n
                 f"`{loader}` makes loading read `{name}` from the pickle's folder "
                 "(numpy.load with allow_pickle=True): scan that file too",
             )
+    if res.code_objects:  # dill / cloudpickle functions: their bytecode, disassembled
+        from .pickled_code import emit_code_objects
+
+        emit_code_objects(res.code_objects, res.start, where, ctx)
     for offset, length, loader, literal in res.embedded:
         data = literal
         if data is None and length <= ctx.limits.max_member_read:

@@ -360,7 +360,29 @@ FORMATS: dict[str, Format] = {
         ),
         # --- nemo / hydra / skops / dill (helper: configs) ---
         Format("nemo", "NeMo archive (.nemo)", _F.CODE, extensions=(".nemo",)),
+        # routed, never sniffed: YAML is text; the repo analysis checks a folder's *.yaml
+        Format(
+            "nemo-config",
+            "NeMo model_config.yaml",
+            _F.CODE,
+            "hydra:scan_nemo_config",
+            extensions=(".yaml",),
+        ),
+        Format(
+            "hydra-config",
+            "Hydra / OmegaConf YAML config",
+            _F.CODE,
+            "hydra:scan_hydra_config",
+            extensions=(".yaml", ".yml"),
+        ),
         Format("skops", "skops archive (.skops)", _F.CODE, extensions=(".skops",)),
+        Format(
+            "skops-schema",
+            "skops schema.json",
+            _F.CODE,
+            "skops:scan_skops_schema",
+            extensions=(".json",),
+        ),
         # --- other model formats (helper: others) ---
         Format(
             "xgboost-json",
@@ -509,6 +531,31 @@ PROFILES: tuple[Profile, ...] = (
         analysed=True,
     ),
     # --- nemo / skops (helper: configs) ---
+    # NeMo's SaveRestoreConnector writes a tar (often uncompressed, sometimes gzip) of
+    # ./model_config.yaml, ./model_weights.ckpt (a PyTorch zip) and tokenizer files; tar
+    # routes apply by member name as members stream by
+    Profile(
+        "nemo",
+        "tar",
+        lambda names: next(
+            (
+                n[: -len("model_config.yaml")]
+                for n in names
+                if n == "model_config.yaml" or n.endswith("/model_config.yaml")
+            ),
+            None,
+        ),
+        routes=(("model_config.yaml", "nemo-config"), ("*/model_config.yaml", "nemo-config")),
+        analysed=True,
+    ),
+    # skops.io.dump: schema.json at the root, arrays as <id>.npy (sparse as .npz)
+    Profile(
+        "skops",
+        "zip",
+        _all_at_root("schema.json"),
+        routes=(("schema.json", "skops-schema"),),
+        analysed=True,
+    ),
     # --- other model formats (helper: others) ---
     Profile("torchserve-mar", "zip", _all_at_root("MAR-INF/MANIFEST.json")),
     Profile("npz", "zip", match_npz, analysed=True),

@@ -132,6 +132,10 @@ def analyze_repo(root: str, ctx: Context) -> None:
                 check_python(
                     os.path.join(dirpath, name), Location(os.path.join(dirpath, name)), ctx
                 )
+            elif name.endswith((".yaml", ".yml")):  # Hydra/OmegaConf configs that instantiate
+                from ..formats.hydra import scan_yaml_file
+
+                scan_yaml_file(os.path.join(dirpath, name), ctx)
     _check_templates(root, tok_config, ctx)
     _check_shadow_weights(root, ctx)
     tensors: TensorMap = {}
@@ -290,13 +294,18 @@ def analyze_file(path: str, ctx: Context) -> str | None:
         key = f"chat_template[{name[:-6]}]" if parent == "additional_chat_templates" else None
         scan_template(text, where.at(key=key or "chat_template"), ctx)
         return "chat template"
+    hydra: list[str] = []
     if name.endswith((".yaml", ".yml")):
+        from ..formats.hydra import scan_yaml_file
+
+        if scan_yaml_file(path, ctx) is not None:
+            hydra.append("Hydra/OmegaConf config")
         data = read_yaml_file(path)
     elif name.endswith(".json") or name in ALONE_NAMES:
         data = _json(path, ctx)
     else:
         return None
-    found: list[str] = []
+    found: list[str] = hydra
     if isinstance(data, dict):
         if name in AUTO_MAP_FILES or "auto_map" in data or "custom_pipelines" in data:
             check_auto_map(data, where, ctx)
