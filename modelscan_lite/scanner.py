@@ -158,13 +158,13 @@ def primary_format(formats: list[str]) -> tuple[str, ...]:
     "pickle")``)."""
     if not formats:
         return ("unknown",)
-    if formats[0] in ("zip", "tar") and len(formats) > 1:
-        return (formats[1],)  # the archive's profile (``zip``/``tar`` when none matches)
-    if formats[0] in LAYERS:
-        specific = [f for f in formats if f not in LAYERS and f != "zip"]
-        if specific:
-            return (formats[0], specific[0])
-    return (formats[0],)
+    inner = 0
+    while inner < len(formats) - 1 and formats[inner] in LAYERS:
+        inner += 1
+    fmt = formats[inner]
+    if fmt in ("zip", "tar") and inner + 1 < len(formats):
+        fmt = formats[inner + 1]  # the archive's profile (``zip``/``tar`` when none matches)
+    return (formats[0], fmt) if inner else (fmt,)
 
 
 def new_context(policy: Policy, config: Config) -> Context:

@@ -183,3 +183,72 @@ def test_repo_analysis_reads_no_weights_file_twice(
     assert sorted(opened) == weights  # each opened once: by its own scan
     rules = {f.rule for a in report.artifacts if a.format == "hf-repo" for f in a.findings}
     assert {"H403", "H501"} <= rules
+
+
+# -- tar: members read where they lie, duplicates, profile names ---------------------------
+
+
+def _tar(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _torch_zip_with_payload(pad: int) -> bytes:
+    from samples.make_samples import payload_system, pk
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pk(payload_system()))
+        zf.writestr("archive/data/0", b"\0" * pad)  # stored tensor bytes
+    return buf.getvalue()
+
+
+def test_tar_member_from_a_file_is_read_in_place_not_copied(tmp_path: Path) -> None:
+    # a checkpoint member larger than the member budget: copied out of a stream it would be
+    # cut (X901); read in place from the file it is scanned whole and its payload found
+    from modelscan_lite.limits import Limits
+    from tests.helpers import scan_bytes
+
+    ckpt = _torch_zip_with_payload(3 << 20)
+    limits = Limits(max_member_read=1 << 20)
+    plain = scan_bytes(tmp_path, _tar([("./model_weights.ckpt", ckpt)]), "m.tar", limits=limits)
+    assert [(f.rule, f.location.member) for f in plain.findings if f.rule == "P101"] == [
+        ("P101", "./model_weights.ckpt!archive/data.pkl")
+    ]
+    assert "X901" not in {f.rule for f in plain.findings}
+    # the same tar inside gzip is a stream: the budget still holds, and is said
+    import gzip
+
+    packed = gzip.compress(_tar([("./model_weights.ckpt", ckpt)]), mtime=0)
+    streamed = scan_bytes(tmp_path, packed, "m.tar.gz", limits=limits)
+    assert "X901" in {f.rule for f in streamed.findings}
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_duplicate_tar_member_is_a202_and_both_copies_are_scanned(
+    tmp_path: Path, compress: bool
+) -> None:
+    import gzip
+
+    from samples.make_samples import BENIGN_DICT, payload_system, pk
+    from tests.helpers import scan_bytes
+
+    cfg = b"model:\n  _target_: nemo.collections.asr.models.EncDecCTCModel\n"
+    data = _tar(
+        [
+            ("./model_config.yaml", cfg),
+            ("./model_weights.ckpt", BENIGN_DICT),
+            ("./model_weights.ckpt", pk(payload_system())),  # extraction keeps this one
+        ]
+    )
+    data = gzip.compress(data, mtime=0) if compress else data
+    result = scan_bytes(tmp_path, data, "m.nemo")
+    assert result.format == ("gzip+nemo" if compress else "nemo")
+    found = {(f.rule, (f.location.member or "").removeprefix("<gzip>!")) for f in result.findings}
+    assert ("A202", "./model_weights.ckpt#2") in found
+    assert ("P101", "./model_weights.ckpt#2") in found

@@ -510,10 +510,15 @@ _ELEMENT_SIZES = {
 def scan_tar_stream(
     src: Source, head: bytes, where: Location, ctx: Context, name: str, length: int | None
 ) -> None:
-    scan_tar(src, where, ctx)
+    """A tar read from a file region is walked by seeking: its members are parsed where they
+    lie (a multi-GB ``.nemo`` checkpoint is never copied); a tar inside a decoded stream is
+    walked forward."""
+    scan_tar(src, where, ctx, window=src.window() if isinstance(src, FileSlice) else None)
 
 
-def scan_tar(src: Source, where: Location, ctx: Context) -> None:
+def scan_tar(
+    src: Source, where: Location, ctx: Context, window: tuple[BinaryIO, int, int] | None = None
+) -> None:
     """A tar stream: members are dispatched as they stream by. A tar profile's routes apply
     by member name (a stream cannot look ahead at the layout); the layout names the tar
     once every member has been seen."""
@@ -521,7 +526,7 @@ def scan_tar(src: Source, where: Location, ctx: Context) -> None:
     slot = len(ctx.formats)
     names: list[str] = []
     try:
-        _scan_tar_members(src, where, ctx, names)
+        _scan_tar_members(src, where, ctx, names, window)
     finally:
         legacy = "pytorch-legacy-tar" in ctx.formats[slot:]
         matched = None if legacy else registry.profile_for("tar", names)
@@ -547,10 +552,27 @@ def _tar_route(name: str) -> str | None:
     return None
 
 
-def _scan_tar_members(src: Source, where: Location, ctx: Context, names: list[str]) -> None:
+def _open_tar(src: Source, window: tuple[BinaryIO, int, int] | None) -> tarfile.TarFile:
+    import io
+
+    from .streams import SliceIO
+
+    if window is not None:  # seekable: headers read, data skipped by seeking
+        return tarfile.open(fileobj=io.BufferedReader(SliceIO(*window)), mode="r:")
+    return tarfile.open(fileobj=SourceFile(src), mode="r|")
+
+
+def _scan_tar_members(
+    src: Source,
+    where: Location,
+    ctx: Context,
+    names: list[str],
+    window: tuple[BinaryIO, int, int] | None,
+) -> None:
     legacy = False
+    seen: dict[str, int] = {}
     try:
-        with tarfile.open(fileobj=SourceFile(src), mode="r|") as tf:
+        with _open_tar(src, window) as tf:
             for member in tf:
                 ctx.members += 1
                 if ctx.members > ctx.limits.max_members:
@@ -563,8 +585,19 @@ def _scan_tar_members(src: Source, where: Location, ctx: Context, names: list[st
                 if ctx.deadline.expired():
                     ctx.anomaly("budget-time", where, "time budget ran out inside the archive")
                     return
-                mloc = where.child(member.name)
-                names.append(member.name[2:] if member.name.startswith("./") else member.name)
+                local = member.name[2:] if member.name.startswith("./") else member.name
+                names.append(local)
+                seen[local] = seen.get(local, 0) + 1
+                label = member.name if seen[local] == 1 else f"{member.name}#{seen[local]}"
+                mloc = where.child(label)
+                if seen[local] == 2 and not member.isdir():
+                    ctx.emit(
+                        "archive.duplicate",
+                        member.name,
+                        mloc,
+                        message="extraction keeps the last copy; a reader that stops at the "
+                        "first reads another",
+                    )
                 _check_name(member.name, mloc, ctx)
                 if member.issym() or member.islnk():
                     ctx.emit(
@@ -581,11 +614,26 @@ def _scan_tar_members(src: Source, where: Location, ctx: Context, names: list[st
                     legacy = member.name == "sys_info"
                     if legacy:
                         ctx.formats.append("pytorch-legacy-tar")  # moved to the tar's slot
+                routed = None if legacy else _tar_route(member.name)
+                if window is not None and not member.issparse():
+                    f, base, size = window
+                    if member.offset_data + member.size > size:
+                        ctx.anomaly(
+                            "archive-unreadable", mloc, "member data runs past the end of the tar"
+                        )
+                        return
+                    at = (f, base + member.offset_data, member.size)
+                    if legacy and member.name in ("storages", "tensors"):
+                        _scan_legacy_records(FileSlice(*at), mloc, ctx, member.name)
+                    elif routed is not None:
+                        _routed(routed, mloc, ctx, member.name, member.size, file=at)
+                    else:
+                        dispatch_file(*at, mloc, ctx, member.name)
+                    continue
                 fh = tf.extractfile(member)
                 if fh is None:
                     continue
                 msrc = _TarMember(fh)
-                routed = None if legacy else _tar_route(member.name)
                 if legacy and member.name in ("storages", "tensors"):
                     _scan_legacy_records(msrc, mloc, ctx, member.name)
                 elif routed is not None:

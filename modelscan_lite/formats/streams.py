@@ -92,6 +92,10 @@ class FileSlice:
     def tell(self) -> int:
         return self._pos - self._start
 
+    def window(self) -> tuple[BinaryIO, int, int]:
+        """(file, start, length): the whole region, for a parser that seeks."""
+        return self._f, self._start, self._end - self._start
+
     def reread(self, start: int, end: int) -> bytes | None:
         start = max(0, start)
         end = min(end, self._end - self._start)
