@@ -48,4 +48,7 @@ class Context:
     def anomaly(
         self, value: str, where: Location, message: str, evidence: str | None = None
     ) -> None:
+        """Something structural or a limit: ``value`` names it for the rules. A budget hit
+        is ``budget-<name>`` (owned by X901 whatever the name); anything else is owned by
+        the format's class-2 rule."""
         self.emit("anomaly", value, where, evidence, message=message)
