@@ -16,25 +16,10 @@ import re
 import sys
 from pathlib import Path
 
+from modelscan_lite.engine import FAMILY_DIRS, RULE_ID
+
 HERE = Path(__file__).resolve().parent.parent
-RULE_ID = re.compile(r"^[A-Z][1-9]\d{2}$")
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-FAMILY_DIRS = {
-    "P": "pickle",
-    "A": "archive",
-    "S": "safetensors",
-    "G": "gguf",
-    "O": "onnx",
-    "H": "hf-repo",
-    "J": "template",
-    "K": "keras",
-    "T": "torch",
-    "F": "tensorflow",
-    "N": "config",
-    "M": "formats",
-    "D": "dynamic",
-    "X": "scanner",
-}
 REGISTRY_ANCHOR = "        # --- other model formats (helper: others) ---\n"
 
 RULE_TEMPLATE = """\
