@@ -270,7 +270,13 @@ FORMATS: dict[str, Format] = {
             "torchscript:scan_torchscript_code",
             extensions=(".py",),
         ),
-        Format("torch-package", "torch.package archive", _F.CODE, extensions=(".pt",)),
+        Format(
+            "torch-package",
+            "torch.package archive",
+            _F.CODE,
+            extensions=(".pt",),
+            loader="torch-package",
+        ),
         Format(
             "torch-package-source",
             "torch.package module source",
@@ -284,7 +290,7 @@ FORMATS: dict[str, Format] = {
             _F.TEXT,
             "torch_package:scan_extern_modules",
         ),
-        Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",)),
+        Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",), loader="pt2"),
         Format(
             "pt2-graph",
             "torch.export serialized program (models/*.json)",
@@ -317,6 +323,7 @@ FORMATS: dict[str, Format] = {
             sniff="executorch:sniff_pte",
             stage="structural",
             extensions=(".pte",),
+            loader="executorch",
         ),
         # --- tensorflow (helper: tensorflow) ---
         Format(
@@ -327,6 +334,7 @@ FORMATS: dict[str, Format] = {
             "random",
             magic=((4, b"TFL3"),),
             extensions=(".tflite",),
+            loader="tflite",
         ),
         Format(
             "tf-savedmodel",
@@ -337,6 +345,7 @@ FORMATS: dict[str, Format] = {
             sniff="tensorflow:sniff_saved_model",
             stage="structural",
             extensions=(".pb",),
+            loader="tf-savedmodel",
         ),
         Format(
             "tf-keras-metadata",
@@ -359,7 +368,7 @@ FORMATS: dict[str, Format] = {
             extensions=(".pb",),
         ),
         # --- nemo / hydra / skops / dill (helper: configs) ---
-        Format("nemo", "NeMo archive (.nemo)", _F.CODE, extensions=(".nemo",)),
+        Format("nemo", "NeMo archive (.nemo)", _F.CODE, extensions=(".nemo",), loader="nemo"),
         # routed, never sniffed: YAML is text; the repo analysis checks a folder's *.yaml
         Format(
             "nemo-config",
@@ -375,7 +384,7 @@ FORMATS: dict[str, Format] = {
             "hydra:scan_hydra_config",
             extensions=(".yaml", ".yml"),
         ),
-        Format("skops", "skops archive (.skops)", _F.CODE, extensions=(".skops",)),
+        Format("skops", "skops archive (.skops)", _F.CODE, extensions=(".skops",), loader="skops"),
         Format(
             "skops-schema",
             "skops schema.json",
@@ -392,6 +401,7 @@ FORMATS: dict[str, Format] = {
             sniff="xgboost_model:sniff_xgboost_json",
             stage="structural",
             extensions=(".json",),
+            loader="xgboost",
         ),
         Format(
             "xgboost-ubj",
@@ -401,6 +411,7 @@ FORMATS: dict[str, Format] = {
             sniff="xgboost_model:sniff_xgboost_ubjson",
             stage="structural",
             extensions=(".ubj", ".model", ".bin"),
+            loader="xgboost",
         ),
         Format(
             "xgboost-binary",
@@ -410,6 +421,7 @@ FORMATS: dict[str, Format] = {
             sniff="xgboost_model:sniff_xgboost_binary",
             stage="data",
             extensions=(".model", ".bin", ".deprecated"),
+            loader="xgboost-binary",
         ),
         Format(
             "lightgbm",
@@ -419,6 +431,7 @@ FORMATS: dict[str, Format] = {
             sniff="lightgbm_text:sniff_lightgbm",
             stage="structural",
             extensions=(".txt", ".model"),
+            loader="lightgbm",
         ),
         Format(
             "catboost",
@@ -428,6 +441,7 @@ FORMATS: dict[str, Format] = {
             "random",
             magic=((0, b"CBM1"),),
             extensions=(".cbm", ".bin"),
+            loader="catboost",
         ),
         Format(
             "flax-msgpack",
@@ -437,6 +451,7 @@ FORMATS: dict[str, Format] = {
             sniff="flax_msgpack:sniff_flax",
             stage="data",
             extensions=(".msgpack",),
+            loader="flax",
         ),
         Format(
             "openvino-ir",
@@ -446,6 +461,7 @@ FORMATS: dict[str, Format] = {
             sniff="openvino_ir:sniff_openvino",
             stage="structural",
             extensions=(".xml",),
+            loader="openvino",
         ),
         Format(
             "coreml-package",

@@ -47,8 +47,11 @@ def loader_for(result: ArtifactResult, path: str | None = None) -> str | None:
         return "transformers" if os.path.isfile(config) else None
     layers = result.layers or (result.format,)
     if len(layers) > 1:
-        # a compressed file is loaded as such only by joblib, and only when it holds a pickle
-        return "pickle" if layers[0] in COMPRESSIONS and layers[-1] == "pickle" else None
+        # a compressed file is loaded as such only by joblib, and only when it holds a pickle;
+        # NeMo's restore_from opens its tar gzipped or not
+        if layers[0] in COMPRESSIONS and layers[-1] == "pickle":
+            return "pickle"
+        return "nemo" if tuple(layers) == ("gzip", "nemo") else None
     entry = registry.get(layers[0])
     return entry.loader if entry is not None else None
 

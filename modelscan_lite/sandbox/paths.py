@@ -12,6 +12,7 @@ reviewable; docs/sandbox.md in the README quotes them.
 from __future__ import annotations
 
 import os
+import re
 import site
 import sys
 import sysconfig
@@ -45,6 +46,35 @@ LOADER_READ: dict[str, tuple[str, ...]] = {
     # modeling_utils._is_on_hf_mount reads the mount table before choosing mmap
     "transformers": ("/proc/mounts",),
 }
+# the other parts of the artifact a loader reads beside the scanned file, named one by one
+# (never the whole folder): a SavedModel's variables, assets and debug info beside
+# saved_model.pb (tensorflow/python/saved_model/loader_impl.py, load.py)
+SAVEDMODEL_PARTS = (
+    "variables",
+    "assets",
+    "assets.extra",
+    "debug",
+    "fingerprint.pb",
+    "keras_metadata.pb",
+    "saved_model.pbtxt",
+)
+
+
+def artifact_parts(loader: str, target: str) -> list[str]:
+    """The files and folders of the artifact itself that ``loader`` reads beside ``target``:
+    a SavedModel's parts beside ``saved_model.pb``, the OpenVINO weights (``X.bin`` beside
+    ``X.xml``). A part that is a symlink or resolves outside the target's folder is left out:
+    the artifact cannot widen what the sandbox may read."""
+    target = os.path.abspath(target)
+    folder = os.path.dirname(target)
+    if loader == "tf-savedmodel" and os.path.basename(target) == "saved_model.pb":
+        parts = [os.path.join(folder, n) for n in SAVEDMODEL_PARTS]
+    elif loader == "openvino":
+        parts = [os.path.splitext(target)[0] + ".bin"]
+    else:
+        return []
+    inside = os.path.realpath(folder).rstrip("/") + "/"
+    return [p for p in parts if not os.path.islink(p) and os.path.realpath(p).startswith(inside)]
 
 
 def python_roots() -> list[str]:
@@ -64,6 +94,11 @@ def python_roots() -> list[str]:
     return sorted(r for r in roots if r and os.path.exists(r))
 
 
+# prctl(PR_SET_NAME)'s file form: thread pools name their threads through /proc (tf.data
+# writes /proc/self/task/N/comm); Landlock refuses it anyway, and it changes no file
+THREAD_NAME = re.compile(r"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/comm$")
+
+
 @dataclass(frozen=True, slots=True)
 class PathPolicy:
     read: tuple[str, ...]
@@ -77,6 +112,7 @@ class PathPolicy:
             *SYSTEM_READ,
             *LOADER_READ.get(loader, ()),
             *(os.path.abspath(t) for t in targets),
+            *(p for t in targets for p in artifact_parts(loader, t)),
         ]
         real = [os.path.realpath(p) for p in read if not p.startswith("/proc/")]
         merged = sorted(set(read) | set(real))
@@ -86,6 +122,8 @@ class PathPolicy:
         return self._under(path, self.read + self.write + self.devices)
 
     def may_write(self, path: str) -> bool:
+        if THREAD_NAME.match(path):
+            return True  # naming a thread (TensorFlow, OpenMP pools): not a file write
         return self._under(path, self.write + self.devices)
 
     @staticmethod
