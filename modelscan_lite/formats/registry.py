@@ -146,6 +146,16 @@ match_torch_package = _rooted(".data/extern_modules", ".data/version")
 match_pt2 = _rooted("archive_format", "models/")
 
 
+def match_coreml_package(names: Sequence[str]) -> str | None:
+    """A Core ML package: ``<root>Manifest.json`` beside ``<root>Data/com.apple.CoreML/``."""
+    for n in names:
+        if n == "Manifest.json" or n.endswith("/Manifest.json"):
+            root = n[: -len("Manifest.json")]
+            if any(m.startswith(root + "Data/com.apple.CoreML/") for m in names):
+                return root
+    return None
+
+
 def match_npz(names: Sequence[str]) -> str | None:
     return "" if names and all(n.endswith(".npy") for n in names) else None
 
@@ -398,40 +408,40 @@ FORMATS: dict[str, Format] = {
             "XGBoost JSON model",
             _F.DATA,
             "xgboost_model:scan_xgboost_json",
+            loader="xgboost",
             sniff="xgboost_model:sniff_xgboost_json",
             stage="structural",
             extensions=(".json",),
-            loader="xgboost",
         ),
         Format(
             "xgboost-ubj",
             "XGBoost UBJSON model",
             _F.DATA,
             "xgboost_model:scan_xgboost_ubjson",
+            loader="xgboost",
             sniff="xgboost_model:sniff_xgboost_ubjson",
             stage="structural",
             extensions=(".ubj", ".model", ".bin"),
-            loader="xgboost",
         ),
         Format(
             "xgboost-binary",
             "XGBoost legacy binary model",
             _F.DATA,
             "xgboost_model:scan_xgboost_binary",
+            loader="xgboost-binary",
             sniff="xgboost_model:sniff_xgboost_binary",
             stage="data",
             extensions=(".model", ".bin", ".deprecated"),
-            loader="xgboost-binary",
         ),
         Format(
             "lightgbm",
             "LightGBM text model",
             _F.DATA,
             "lightgbm_text:scan_lightgbm",
+            loader="lightgbm",
             sniff="lightgbm_text:sniff_lightgbm",
             stage="structural",
             extensions=(".txt", ".model"),
-            loader="lightgbm",
         ),
         Format(
             "catboost",
@@ -439,37 +449,61 @@ FORMATS: dict[str, Format] = {
             _F.DATA,
             "catboost_model:scan_catboost",
             "random",
+            loader="catboost",
             magic=((0, b"CBM1"),),
             extensions=(".cbm", ".bin"),
-            loader="catboost",
         ),
         Format(
             "flax-msgpack",
             "Flax msgpack checkpoint",
             _F.TENSORS,
             "flax_msgpack:scan_flax",
+            loader="flax",
             sniff="flax_msgpack:sniff_flax",
             stage="data",
             extensions=(".msgpack",),
-            loader="flax",
         ),
         Format(
             "openvino-ir",
             "OpenVINO IR (.xml)",
             _F.TENSORS,
             "openvino_ir:scan_openvino",
+            loader="openvino",
             sniff="openvino_ir:sniff_openvino",
             stage="structural",
             extensions=(".xml",),
-            loader="openvino",
         ),
+        # Core ML (helper: coreml): a .mlpackage is a folder (or a zip of one) of
+        # Manifest.json, Data/com.apple.CoreML/model.mlmodel and weights/weight.bin
         Format(
             "coreml-package",
-            "Core ML package (.mlpackage Manifest.json)",
+            "Core ML package (.mlpackage, its Manifest.json)",
             _F.CODE,
+            "coreml:scan_coreml_manifest",
+            "random",
             sniff="coreml:sniff_coreml_manifest",
             stage="structural",
-            extensions=(".json",),
+            extensions=(".json", ".mlpackage"),
+        ),
+        Format(
+            "coreml-model",
+            "Core ML model (.mlmodel protobuf)",
+            _F.CODE,
+            "coreml:scan_coreml_model",
+            "random",
+            sniff="coreml:sniff_coreml_model",  # also asked before ONNX (sniff.py)
+            stage="structural",
+            extensions=(".mlmodel",),
+        ),
+        Format(
+            "coreml-weights",
+            "Core ML ML-program weights (MIL blob storage, weight.bin)",
+            _F.TENSORS,
+            "coreml:scan_coreml_weights",
+            "random",
+            sniff="coreml:sniff_coreml_weights",
+            stage="structural",
+            extensions=(".bin",),
         ),
         # a native executable (a llamafile: APE + an appended zip holding the GGUF) runs code
         Format(
@@ -574,6 +608,18 @@ PROFILES: tuple[Profile, ...] = (
     ),
     # --- other model formats (helper: others) ---
     Profile("torchserve-mar", "zip", _all_at_root("MAR-INF/MANIFEST.json")),
+    # Core ML (helper: coreml): a zipped .mlpackage folder
+    Profile(
+        "coreml-package",
+        "zip",
+        match_coreml_package,
+        routes=(
+            ("Manifest.json", "coreml-package"),
+            ("Data/com.apple.CoreML/model.mlmodel", "coreml-model"),
+            ("Data/com.apple.CoreML/weights/*.bin", "coreml-weights"),
+        ),
+        analysed=True,
+    ),
     Profile("npz", "zip", match_npz, analysed=True),
 )
 

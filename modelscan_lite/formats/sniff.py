@@ -191,6 +191,13 @@ def sniff(head: bytes, *, data_formats: bool = True) -> str:
         return "zlib"
     if sniff_pickle(head, strict=True):
         return "pickle"
+    if head[:1] == b"\x08":
+        # a Core ML model starts 08 <version> 12 <ModelDescription> like ONNX and SavedModel
+        # protobufs: its stricter walk (named, typed features; a Model.Type field) goes first
+        from .coreml import sniff_coreml_model
+
+        if sniff_coreml_model(head):
+            return "coreml-model"
     if sniff_onnx(head):
         # a SavedModel also starts 08 01 12 (schema_version 1, a MetaGraphDef)
         from .tensorflow import sniff_saved_model
