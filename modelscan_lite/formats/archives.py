@@ -760,10 +760,13 @@ def scan_7z_at(
 
     from .streams import SliceIO
 
-    scan_7z(io.BufferedReader(SliceIO(f, start, length)), where, ctx)
+    scan_7z(io.BufferedReader(SliceIO(f, start, length)), where, ctx, length)
 
 
-def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
+def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context, packed: int) -> None:
+    """A 7z archive (``packed`` bytes): py7zr extracts every member into memory, each capped
+    at the member budget; the expansion ratio is judged against the whole archive's size
+    (py7zr does not say how much of it each member consumed)."""
     try:
         import py7zr
         from py7zr.io import Py7zIO, WriterFactory
@@ -780,7 +783,7 @@ def scan_7z(fileobj: BinaryIO, where: Location, ctx: Context) -> None:
 
         def write(self, s: bytes | bytearray) -> int:
             self.total += len(s)
-            budget.charge(len(s), 0)
+            budget.charge(len(s), packed)
             if len(self.data) <= limit:
                 self.data += s[: limit + 1 - len(self.data)]
             return len(s)

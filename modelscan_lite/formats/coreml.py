@@ -68,7 +68,6 @@ same package (whichever of the two members is read second compares; the first le
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import posixpath
 import re
@@ -82,6 +81,7 @@ from .. import jsonbudget
 from ..model import Location
 from .base import Context
 from .protobuf import FIXED32, FIXED64, LEN, VARINT, ProtoError, varint
+from .streams import map_region
 
 MIL_OPS = Path(__file__).resolve().parents[2] / "rules" / "allowlist" / "coreml-mil-ops.json"
 
@@ -652,19 +652,9 @@ def _blob_target(fname: str) -> tuple[str | None, str | None]:
 def scan_coreml_model(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    mapped = None
+    buf, release = map_region(f, start, length)
     try:
-        if start == 0 and hasattr(f, "fileno"):
-            try:
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                mapped = None
-        if mapped is not None:
-            buf: Any = mapped
-        else:
-            f.seek(start)
-            buf = f.read(length)
-            length = len(buf)
+        length = len(buf)
         model = _Model(_Walker(buf, ctx), where, ctx)
         try:
             model.model(0, length, "", 0)
@@ -682,8 +672,7 @@ def scan_coreml_model(
         if model.refs:
             _check_refs(model.refs, where, ctx)
     finally:
-        if mapped is not None:
-            mapped.close()
+        release()
 
 
 def _check_refs(refs: dict[tuple[str, int], str], where: Location, ctx: Context) -> None:

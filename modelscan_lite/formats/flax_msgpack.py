@@ -119,6 +119,7 @@ class Reader:
         self.arrays = 0
         self.array_bytes = 0
         self.flax_ext = 0  # ext values of Flax's types met, well-formed or not
+        self.array_headers = 0  # arrays whose shape, dtype and buffer length agree
 
     def _n(self, fmt: str) -> int:
         return int(struct.unpack(fmt, self.cur.read(struct.calcsize(fmt)))[0])
@@ -250,6 +251,7 @@ class Reader:
             )
         if self.cur.tell() - start + length != n:
             raise MsgpackError(f"the array at {where} does not fill its ext value", path)
+        self.array_headers += 1
         self._fits(length, "array buffer")
         self.cur.skip(length)
         self.arrays += 1
@@ -303,7 +305,9 @@ def sniff_flax(head: bytes) -> bool:
     try:
         reader.value(0, "")
     except Truncated:
-        pass
+        # the head ends inside a value: a whole, consistent array header before that is
+        # enough (a real checkpoint's first array is usually larger than the head)
+        return reader.arrays > 0 or reader.array_headers > 0
     except Budget:
         return True  # string-keyed maps nested past the budget: the scan reports it (X901)
     except (MsgpackError, TooLong, struct.error, UnicodeDecodeError):

@@ -19,7 +19,6 @@ hostile header can neither make the scan allocate nor loop beyond the file's own
 from __future__ import annotations
 
 import itertools
-import mmap
 import re
 import struct
 from typing import Any, BinaryIO
@@ -27,6 +26,7 @@ from typing import Any, BinaryIO
 from ..limits import Deadline
 from ..model import Location
 from .base import Context
+from .streams import map_region
 
 # ggml type id -> (name, block size, bytes per block); None marks ids removed from ggml
 GGML_TYPES: dict[int, tuple[str, int, int] | None] = {
@@ -228,24 +228,11 @@ class _Array:
 def scan_gguf(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    buf: Any
-    mapped = None
-    if start == 0 and hasattr(f, "fileno"):
-        try:
-            mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            buf = mapped
-        except (OSError, ValueError):  # io.UnsupportedOperation is both
-            buf = None
-    else:
-        buf = None
-    if buf is None:
-        f.seek(start)
-        buf = f.read(length)
+    buf, release = map_region(f, start, length)
     try:
         _scan(buf, length, where, ctx)
     finally:
-        if mapped is not None:
-            mapped.close()
+        release()
 
 
 def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:

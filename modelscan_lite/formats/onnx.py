@@ -22,7 +22,6 @@ from __future__ import annotations
 import ast
 import functools
 import json
-import mmap
 import os
 import posixpath
 import re
@@ -35,6 +34,7 @@ from ..model import Location
 from .base import Context
 from .protobuf import ProtoError
 from .protobuf import varint as _varint
+from .streams import map_region
 
 MAX_DEPTH = 48
 KNOWN_IR_VERSION = 14
@@ -275,18 +275,9 @@ def sniff_onnx(head: bytes) -> bool:
 def scan_onnx(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    mapped = None
+    buf, release = map_region(f, start, length)
     try:
-        if start == 0 and hasattr(f, "fileno"):
-            try:
-                mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                mapped = None
-        if mapped is not None:
-            buf: Any = mapped
-        else:
-            f.seek(start)
-            buf = f.read(length)
+        length = len(buf)
         try:
             model = parse(buf, 0, length, "Model", Budget(ctx.deadline))
         except ProtoTimeout:
@@ -298,8 +289,7 @@ def scan_onnx(
             return
         _check_model(model, where, ctx)
     finally:
-        if mapped is not None:
-            mapped.close()
+        release()
 
 
 def _walk(msg: Msg, path: str) -> Any:

@@ -8,8 +8,10 @@ the decompressed-size budget and raise :class:`BudgetExceeded` when it runs out.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import io
 import lzma
+import mmap
 import os
 import zlib
 from collections.abc import Callable
@@ -345,3 +347,30 @@ class SliceIO(io.RawIOBase):
         b[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+def map_region(f: BinaryIO, start: int, length: int) -> tuple[Any, Callable[[], None]]:
+    """``f[start:start+length]`` as a buffer the parsers index, without reading it: a memory
+    map of the file, or a zero-copy window of one when the region starts inside it (a model
+    in an archive member, a llamafile's GGUF). Only a file that cannot be mapped (a member
+    held in memory) is read. Returns the buffer and the function that releases it."""
+    try:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+        mapped = None
+    if mapped is None or start + length > len(mapped):
+        if mapped is not None:
+            mapped.close()
+        f.seek(start)
+        return f.read(length), lambda: None
+    if start == 0 and length == len(mapped):
+        return mapped, mapped.close
+    view = memoryview(mapped)[start : start + length]
+
+    def release() -> None:
+        view.release()
+        # a parser that kept a slice of the window leaves the map to the collector
+        with contextlib.suppress(BufferError):
+            mapped.close()
+
+    return view, release

@@ -78,6 +78,12 @@ def _text_prefix(cut: bytes, dim: int) -> bool:
         return False
 
 
+# a first vector cut by the head is judged on at least this many floats, each finite and
+# of a plausible size (embeddings are small numbers; random bytes are not)
+MIN_FLOATS_SHOWN = 256
+MAX_PLAUSIBLE = 1e6
+
+
 def sniff_word2vec(head: bytes) -> str | None:
     """``word2vec-text`` or ``word2vec`` (binary) when ``head`` is such a file's start."""
     hdr = _header(head)
@@ -106,6 +112,12 @@ def sniff_word2vec(head: bytes) -> str | None:
             return None
         end = space + 1 + 4 * dim
         if end > len(head):
+            # a vector longer than the head (1,024+ dimensions): the floats it holds decide
+            shown = (len(head) - space - 1) // 4
+            if seen == 0 and shown >= min(dim, MIN_FLOATS_SHOWN):
+                floats = struct.unpack_from(f"<{shown}f", head, space + 1)
+                if all(math.isfinite(v) and abs(v) < MAX_PLAUSIBLE for v in floats):
+                    return "word2vec"
             break
         values = struct.unpack_from(f"<{dim}f", head, space + 1)
         if not all(math.isfinite(v) for v in values):
