@@ -20,7 +20,7 @@ from modelscan_lite.engine import FAMILY_DIRS, RULE_ID
 
 HERE = Path(__file__).resolve().parent.parent
 NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-REGISTRY_ANCHOR = "        # --- other model formats (helper: others) ---\n"
+REGISTRY_ANCHOR = "        # --- other model formats ---\n"
 
 RULE_TEMPLATE = """\
 id: {rid}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from modelscan_lite.limits import Limits
 from samples.make_samples import gguf_model
 from tests.helpers import rules_of, scan_bytes
 
@@ -54,6 +55,21 @@ def test_gguf_member_is_mapped_not_read(tmp_path: Path) -> None:
     assert "gguf" in str(result.format) or result.format == "zip"
     assert not {f.rule for f in result.findings if f.severity.label != "low"}
     assert read < (1 << 20), f"read {read} bytes of an {len(model)}-byte member"
+
+
+def test_stored_keras_weights_over_the_member_budget_are_read_in_place(tmp_path: Path) -> None:
+    # Keras stores model.weights.h5 (compression method 0): read in place, the member budget
+    # (here below the weights' size) does not apply; a deflated copy is spooled under it
+    real = (
+        Path(__file__).parent / "data" / "formats" / "keras" / "text-attention-lstm-compiled.keras"
+    )
+    with zipfile.ZipFile(real) as zf:
+        info = zf.getinfo("model.weights.h5")
+        assert info.compress_type == zipfile.ZIP_STORED and info.file_size > 32768
+    limits = Limits(max_member_read=32768)
+    result = scan_bytes(tmp_path, real.read_bytes(), "m.keras", limits=limits)
+    assert result.format == "keras-v3"
+    assert "X901" not in rules_of(result), result.findings
 
 
 def test_7z_ratio_is_judged_against_the_archive(tmp_path: Path) -> None:

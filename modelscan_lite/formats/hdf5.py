@@ -3,9 +3,10 @@ the HDF5 file format, with no HDF5 library (h5py runs libhdf5's C code on attack
 
 What is read (HDF5 File Format Specification, version 3):
 
-- the superblock at offset 0: version 0/1 (sizes of offsets and lengths, base address,
-  the root group's symbol table entry -> its object header address) or 2/3 (the root
-  group's object header address directly);
+- the superblock at offset 0, or after a user block at 512, 1024, 2048... (libhdf5
+  searches those offsets; every address is then relative to the superblock): version
+  0/1 (sizes of offsets and lengths, base address, the root group's symbol table entry
+  -> its object header address) or 2/3 (the root group's object header address directly);
 - the root object header: version 1 (16-byte prefix, 8-byte aligned messages) or 2
   (``OHDR``, flags, optional times and attribute phase change values, 1/2/4/8-byte chunk
   size, messages, checksum), following continuation messages (0x10) to further blocks
@@ -25,14 +26,11 @@ without ``model_config`` is data to Keras (``format.data``); one inside a ``.ker
 from __future__ import annotations
 
 import struct
-import tempfile
-import zlib
 from dataclasses import dataclass, field
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from ..model import Location
 from .base import Context
-from .streams import BudgetExceeded, Source
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_BLOCKS = 64
@@ -80,12 +78,27 @@ class _File:
         return int.from_bytes(raw[at : at + size], "little")
 
 
+def superblock_offset(f: BinaryIO, start: int, length: int) -> int:
+    """Where the superblock is: 0, or past a user block of 512 * 2**n bytes."""
+    at = 0
+    while at + 8 <= length:
+        f.seek(start + at)
+        if f.read(8) == SIGNATURE:
+            return at
+        at = 512 if at == 0 else at * 2
+    raise HDF5Error("no HDF5 signature at offset 0 or at any user-block boundary")
+
+
+def sniff_userblock(head: bytes) -> bool:
+    """HDF5 after a user block (the signature at 0 is the registry's magic)."""
+    return any(head[at : at + 8] == SIGNATURE for at in (512, 1024, 2048))
+
+
 def read_root_attributes(f: BinaryIO, start: int, length: int) -> RootAttributes:
     """Raises :class:`HDF5Error` for a file this reader cannot follow."""
-    hf = _File(f, start, length)
-    sb = hf.read(0, min(length, 128))
-    if sb[:8] != SIGNATURE:
-        raise HDF5Error("no HDF5 signature at offset 0")
+    offset = superblock_offset(f, start, length)
+    hf = _File(f, start + offset, length - offset)
+    sb = hf.read(0, min(hf.length, 128))
     version = sb[8]
     if version in (0, 1):
         hf.so, hf.sl = sb[13], sb[14]
@@ -104,8 +117,8 @@ def read_root_attributes(f: BinaryIO, start: int, length: int) -> RootAttributes
         root = hf.uint(sb, 12 + 3 * hf.so, hf.so)
     else:
         raise HDF5Error(f"superblock version {version} is not one this reader knows")
-    if hf.base != 0:
-        raise HDF5Error(f"base address {hf.base} (a user block) is not supported")
+    # the base address field is not trusted: libhdf5 takes addresses relative to where it
+    # found the superblock (``hf`` starts there)
     out = RootAttributes()
     for mtype, data in _messages(hf, root):
         if mtype == 0x0C:
@@ -275,32 +288,13 @@ def scan_hdf5(
 
 
 def scan_keras_weights(
-    src: Source, head: bytes, where: Location, ctx: Context, name: str, length: int | None
+    f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str
 ) -> None:
-    """``model.weights.h5`` of a ``.keras`` archive (a stream: archive members usually are
-    deflated): HDF5 whose root has no model config (one there is still checked: the loader
-    ignores it, but another tool may not). Spooled under the member budget, then read."""
-    limit = ctx.limits.max_member_read
-    with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        size = 0
-        try:
-            while size <= limit:
-                chunk = src.read(min(1 << 20, limit + 1 - size))
-                if not chunk:
-                    break
-                size += spool.write(chunk)
-        except BudgetExceeded as exc:
-            ctx.anomaly(exc.what, where, exc.detail)
-            return
-        except (OSError, ValueError, EOFError, zlib.error) as exc:
-            ctx.anomaly("hdf5-malformed", where, f"cannot read the member: {exc}")
-            return
-        if size > limit:
-            ctx.anomaly(
-                "budget-member-size", where, f"the weights file is larger than {limit} bytes"
-            )
-            return
-        _scan(cast(BinaryIO, spool), 0, size, where, ctx, name, weights=True)
+    """``model.weights.h5`` of a ``.keras`` archive: HDF5 whose root has no model config (one
+    there is still checked: the loader ignores it, another tool may not). Read in place when
+    the member is stored (Keras stores it); a deflated one is spooled by the dispatcher under
+    the member budget."""
+    _scan(f, start, length, where, ctx, name, weights=True)
 
 
 def _scan(

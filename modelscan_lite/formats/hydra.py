@@ -214,6 +214,7 @@ class _Walk:
     known: frozenset[str]
     seen: set[int] = field(default_factory=set)
     targets: int = 0
+    decoded: int = 0
 
 
 def _scalar(node: Any) -> str | None:
@@ -461,12 +462,22 @@ def _interpolations(text: str, path: str, w: _Walk) -> None:
         w.ctx.emit("config.interpolation", name, where, None, **details)
         if name == "oc.decode":
             _decoded(text[m.end() :], path, w)
+        elif name == "oc.create":
+            _created(text[m.end() :], path, w)
 
 
 def _decoded(rest: str, path: str, w: _Walk) -> None:
     """``${oc.decode:'...'}`` parses its string as YAML at load time: a literal string is
-    walked as the config it becomes (a ``_target_`` hidden inside a string is still seen)."""
+    walked as the config it becomes (a ``_target_`` hidden inside a string is still seen),
+    and so is the string a plain reference (``${oc.decode:${other.key}}``) names."""
     rest = rest.lstrip()
+    ref = _REF.match(rest)
+    if ref is not None:
+        value = _lookup(ref.group(1), path, w)
+        if value is not None and w.decoded < 8:  # a decoded string may decode another
+            w.decoded += 1
+            _walk_text(value, path, w)
+        return
     if not rest or rest[0] not in "'\"":
         return
     quote = rest[0]
@@ -475,13 +486,39 @@ def _decoded(rest: str, path: str, w: _Walk) -> None:
         end = rest.find(quote, end + 1)
     if end < 0:
         return
-    inner = rest[1:end].replace("\\" + quote, quote).encode("utf-8", "replace")
+    _walk_text(rest[1:end].replace("\\" + quote, quote), path, w)
+
+
+def _created(rest: str, path: str, w: _Walk) -> None:
+    """``${oc.create:{...}}`` turns a dict (or list) literal of the interpolation grammar
+    into a config node, which is instantiated like any other: the literal (a YAML flow
+    collection in all but escapes) is walked as a config."""
+    rest = rest.lstrip()
+    if rest[:1] not in ("{", "["):
+        _decoded(rest, path, w)  # a reference to a node or a string
+        return
+    depth, quote = 0, ""
+    for i, ch in enumerate(rest):
+        if quote:
+            quote = "" if ch == quote and rest[i - 1] != "\\" else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+            if depth == 0:
+                _walk_text(rest[: i + 1], path, w, "oc.create")
+                return
+
+
+def _walk_text(text: str, path: str, w: _Walk, how: str = "oc.decode") -> None:
     try:
-        node = compose_yaml(inner)
+        node = compose_yaml(text.encode("utf-8", "replace"))
     except ConfigError:
         return
     if node is not None:
-        w.targets += walk_config(node, w.where, w.ctx, prefix=f"{path}<oc.decode>")
+        w.targets += walk_config(node, w.where, w.ctx, prefix=f"{path}<{how}>")
 
 
 # -- evidence ---------------------------------------------------------------------------------
@@ -613,9 +650,17 @@ def scan_nemo_config(
     _scan(src, where, ctx, nemo=True)
 
 
-def has_instantiation(data: bytes) -> bool:
-    """A cheap test for the repo analysis: does a YAML text name an instantiation key?"""
-    return b"_target_" in data or b"class_path" in data
+# what can spell a key or a tag the bytes do not show: escapes in double-quoted scalars
+# (``"\x5ftarget_"``), tags (``!!python/...``, ``%TAG`` handles)
+_HIDDEN = (b"\\x", b"\\u", b"\\U", b"!")
+
+
+def has_instantiation(data: bytes, *, nemo: bool = False) -> bool:
+    """A cheap test for the repo analysis: can a YAML text name an instantiation key (or a
+    tag)? Escapes and tags can hide the key's bytes: then it is composed and walked."""
+    if b"_target_" in data or b"class_path" in data or (nemo and b"target" in data):
+        return True
+    return any(h in data for h in _HIDDEN)
 
 
 def scan_yaml_file(path: str, ctx: Context) -> int | None:
@@ -626,6 +671,12 @@ def scan_yaml_file(path: str, ctx: Context) -> int | None:
             data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError:
         return None
-    if not has_instantiation(data):
+    # NeMo reads an extracted archive's model_config.yaml too: its ``target`` instantiates
+    nemo = Path(path).name == "model_config.yaml"
+    if not has_instantiation(data, nemo=nemo):
         return None
-    return scan_config_bytes(data, Location(path), ctx)
+    before = len(ctx.facts)
+    found = scan_config_bytes(data, Location(path), ctx, nemo=nemo)
+    if found or len(ctx.facts) > before or b"_target_" in data or b"class_path" in data:
+        return found
+    return None  # composed for an escape or a tag, and nothing was there

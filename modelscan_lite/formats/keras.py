@@ -31,6 +31,11 @@ class that is not a modeling object: ``keras.utils.get_file``), ``keras.custom``
 (registered or unknown custom objects). Identities are exact (``module`` + name), checked
 against ``rules/allowlist/keras-objects.json`` (generated from Keras itself).
 Malformed documents are ``keras-config-malformed`` (K201); JSON budgets are X901.
+
+A ``.keras`` is recognised by ``config.json`` at the zip's root beside ``metadata.json`` or
+the weights (Keras itself never reads ``metadata.json``), or alone; a Keras config found
+anywhere else (scanned alone, an unzipped model folder, a zip of another layout) is
+recognised by content (:func:`sniff_keras_config`: a top-level string ``class_name``).
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ import binascii
 import json
 import sys
 from functools import lru_cache
+from json.decoder import scanstring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import Any
 
 from .. import jsonbudget
+from ..callables import load_callables
 from ..model import Location
 from . import pymarshal
 from .base import Context
@@ -97,7 +104,41 @@ def _in_packages(module: str, packages: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in packages)
 
 
-# -- the stream parsers the registry names --------------------------------------------------
+# -- the sniff and the stream parsers the registry names ------------------------------------
+
+
+def sniff_keras_config(head: bytes) -> bool:
+    """A serialized Keras object as a JSON document (``config.json`` scanned alone, or in a
+    zip that is not laid out like a ``.keras``; ``model.to_json()``): a top-level object
+    with a string ``class_name`` among the keys the head holds. Decoded as ``json.loads``
+    decodes bytes (UTF-8 with or without BOM, UTF-16, UTF-32), since Keras reads it so."""
+    try:
+        text = head.decode(json.detect_encoding(head), "ignore").lstrip("\ufeff \t\r\n")
+    except (LookupError, ValueError):
+        return False
+    if not text.startswith("{"):
+        return False
+    decoder = json.JSONDecoder()
+    at = 1
+    try:
+        while True:
+            while at < len(text) and text[at] in " \t\r\n,":
+                at += 1
+            if at >= len(text) or text[at] != '"':
+                return False
+            key, at = scanstring(text, at + 1)
+            while at < len(text) and text[at] in " \t\r\n":
+                at += 1
+            if text[at : at + 1] != ":":
+                return False
+            at += 1
+            while at < len(text) and text[at] in " \t\r\n":
+                at += 1
+            value, at = decoder.raw_decode(text, at)
+            if key == "class_name":
+                return isinstance(value, str)
+    except (ValueError, IndexError, RecursionError):
+        return False  # the head ends inside a value (or is not JSON)
 
 
 def _read_document(
@@ -236,14 +277,31 @@ class _Walker:
         inner = obj.get("config")
         module = obj.get("module")
         if cn == "__lambda__":
-            code = inner.get("code", inner.get("value")) if isinstance(inner, dict) else None
-            self.lambda_code(code, path, "`__lambda__` object")
+            # Lambda.from_config reads ``code``, deserialize_keras_object reads ``value``:
+            # a decoy in one must not hide the other from the evidence
+            fields = [k for k in ("code", "value") if isinstance(inner, dict) and k in inner]
+            if len(fields) < 2:
+                code = inner.get(fields[0]) if isinstance(inner, dict) and fields else None
+                self.lambda_code(code, path, "`__lambda__` object")
+                return
+            assert isinstance(inner, dict)
+            parts = [lambda_evidence(inner[k], f"`__lambda__` object (`{k}`)") for k in fields]
+            names = list(dict.fromkeys(n for _, found in parts for n in found))
+            self.ctx.emit(
+                "keras.lambda",
+                "bytecode",
+                self.where.at(key=path or "(root)"),
+                "\n\n".join(evidence for evidence, _ in parts),
+                what="`__lambda__` object (`code` and `value`)",
+                names=", ".join(names)[:300],
+            )
             return
         if cn in SPECIAL:
             return
         if (
             module is None
             and "registered_name" not in obj
+            and "config" not in obj
             and LEGACY_VALUE_ENCODINGS.get(cn, "\0") in obj
         ):
             return  # a value, not an object: its items are walked like any others
@@ -265,6 +323,11 @@ class _Walker:
             and (">" in registered or registered not in self.allow.class_names)
         ):
             self.custom(registered, path, "registered custom object")
+            # when the registered name does not resolve, Keras falls back to ``module`` +
+            # ``class_name`` (and before 3.9 imported any module): a dangerous identity
+            # there is reported as such, a user package stays a custom object
+            if isinstance(module, str):
+                self.identity(module, cn, "class", path, dangerous_only=True)
             return
         if isinstance(module, str):
             self.identity(module, cn, "class", path)
@@ -284,8 +347,27 @@ class _Walker:
         assert module is not None
         self.identity(module, name, "function", path)
 
-    def identity(self, module: str, name: str, kind: str, path: str) -> None:
+    def identity(
+        self, module: str, name: str, kind: str, path: str, *, dangerous_only: bool = False
+    ) -> None:
+        if "." in name and _in_packages(module, KERAS_PACKAGES):
+            # ``module: "keras", class_name: "layers.Dense"``: Keras looks up the public
+            # API name ``keras.layers.Dense``; judged as that identity
+            head, _, name = name.rpartition(".")
+            module = f"{module}.{head}"
         if (module, name) in self.allow.objects:
+            return
+        if dangerous_only:
+            if load_callables().lookup(f"{module}.{name}") is None:
+                return
+            self.ctx.emit(
+                "keras.reference",
+                f"{module}.{name}",
+                self.where.at(key=path or "(root)"),
+                module=module,
+                name=name,
+                objkind=kind,
+            )
             return
         dotted = f"{module}.{name}"
         where = self.where.at(key=path or "(root)")
@@ -376,7 +458,10 @@ def lambda_evidence(code: Any, what: str) -> tuple[str, list[str]]:
         "only if the model was saved by the same Python version",
         "names and strings: " + (", ".join(names) if names else "(none)"),
     ]
-    dis_lines = pymarshal.disassemble(parsed)
+    try:
+        dis_lines = pymarshal.disassemble(parsed)
+    except (IndexError, KeyError, ValueError, TypeError) as exc:  # hostile bytes: keep the finding
+        dis_lines = [f"(disassembly stopped: {type(exc).__name__})"]
     if len(dis_lines) > MAX_EVIDENCE_LINES:
         dis_lines = [*dis_lines[:MAX_EVIDENCE_LINES], f"... {len(dis_lines)} lines in all"]
     return "\n".join(lines + dis_lines), names

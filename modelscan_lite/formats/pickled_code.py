@@ -41,7 +41,8 @@ def code_record(args: tuple[Any, ...]) -> Code | None:
         return tuple(v for v in value if isinstance(v, str)) if isinstance(value, tuple) else ()
 
     consts = args[7] if isinstance(args[7], tuple) else ()
-    qualname = args[12] if isinstance(args[12], str) else str(args[11])
+    # 3.8-3.10 have no qualname: a 12-argument call ends at the name
+    qualname = args[12] if len(args) > 12 and isinstance(args[12], str) else str(args[11])
     first = next((a for a in args[12:14] if isinstance(a, int)), 0)
     return Code(
         "pickled",
@@ -74,7 +75,10 @@ def emit_code_objects(
                 size="?",
             )
             continue
-        lines = disassemble(code)
+        try:
+            lines = disassemble(code)
+        except (IndexError, KeyError, ValueError, TypeError) as exc:  # hostile bytecode
+            lines = [f"(disassembly stopped: {type(exc).__name__})"]
         if len(lines) > MAX_LINES:
             lines = [*lines[:MAX_LINES], f"  ... {len(lines) - MAX_LINES} more lines"]
         header = (

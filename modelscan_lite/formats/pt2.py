@@ -111,10 +111,34 @@ def scan_graph(
                 continue
             key = f"{path}.nodes[{i}]"
             _target(node["target"], node.get("name"), key, where, ctx, ops, seen)
+            # an operator passed as an argument is resolved like a target
+            # (``deserialize_input``: ``as_operator`` -> ``deserialize_operator``)
+            for at, op in _operator_args(node.get("inputs")):
+                _target(op, node.get("name"), f"{key}.inputs{at}", where, ctx, ops, seen)
             for sub in _subgraphs(node.get("inputs")):
                 todo.append((sub, f"{key}.graph"))
     if len(seen) > MAX_FINDINGS:
         ctx.anomaly("pt2-invalid", where, f"{len(seen) - MAX_FINDINGS} more op findings not listed")
+
+
+def _operator_args(inputs: Any) -> list[tuple[str, str]]:
+    """``(path, target)`` of every ``as_operator`` in a node's arguments (lists and
+    optionals nest them); graphs are left to :func:`_subgraphs`."""
+    out: list[tuple[str, str]] = []
+    todo: list[tuple[Any, str]] = [(inputs, "")]
+    steps = 0
+    while todo and steps < 10_000:
+        steps += 1
+        value, at = todo.pop()
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k == "as_operator" and isinstance(v, str):
+                    out.append((at, v))
+                elif k != "as_graph":
+                    todo.append((v, f"{at}.{k}"))
+        elif isinstance(value, list):
+            todo.extend((v, f"{at}[{n}]") for n, v in enumerate(value))
+    return out
 
 
 def _subgraphs(inputs: Any) -> list[Any]:

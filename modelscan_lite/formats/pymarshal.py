@@ -357,8 +357,11 @@ def _argrepr(op: int, arg: int, code: Code) -> str:
         return str(value)
     if (op in dis.haslocal or op in dis.hasfree) and 0 <= arg < len(code.varnames):
         return code.varnames[arg]
-    if op in dis.hascompare and 0 <= arg >> 4 < len(dis.cmp_op):
-        return dis.cmp_op[arg >> 4 if sys.version_info >= (3, 12) else arg]
+    if op in dis.hascompare:
+        # the comparison's index in the oparg: its low bits hold flags from 3.12 on
+        shift = 5 if sys.version_info >= (3, 13) else 4 if sys.version_info >= (3, 12) else 0
+        index = arg >> shift
+        return dis.cmp_op[index] if 0 <= index < len(dis.cmp_op) else f"<bad index {index}>"
     return ""
 
 

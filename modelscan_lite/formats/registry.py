@@ -146,16 +146,6 @@ match_torch_package = _rooted(".data/extern_modules", ".data/version")
 match_pt2 = _rooted("archive_format", "models/")
 
 
-def match_coreml_package(names: Sequence[str]) -> str | None:
-    """A Core ML package: ``<root>Manifest.json`` beside ``<root>Data/com.apple.CoreML/``."""
-    for n in names:
-        if n == "Manifest.json" or n.endswith("/Manifest.json"):
-            root = n[: -len("Manifest.json")]
-            if any(m.startswith(root + "Data/com.apple.CoreML/") for m in names):
-                return root
-    return None
-
-
 def match_npz(names: Sequence[str]) -> str | None:
     return "" if names and all(n.endswith(".npy") for n in names) else None
 
@@ -184,6 +174,17 @@ TORCH_PICKLES = frozenset({"data.pkl", "constants.pkl"})
 # read back by torch.jit.load: torch/csrc/jit/serialization/import.cpp) as raw members
 TORCHSCRIPT_RAW = re.compile(r"(?:^|/)(?:\.data/|data/|constants/|traced_inputs/)[^/]+$")
 TORCHSCRIPT_PICKLES = TORCH_PICKLES | {"traced_inputs.pkl"}
+
+
+def match_coreml_package(names: Sequence[str]) -> str | None:
+    """A Core ML package: ``<root>Manifest.json`` beside ``<root>Data/com.apple.CoreML/``."""
+    for n in names:
+        if n == "Manifest.json" or n.endswith("/Manifest.json"):
+            root = n[: -len("Manifest.json")]
+            if any(m.startswith(root + "Data/com.apple.CoreML/") for m in names):
+                return root
+    return None
+
 
 # -- the formats -----------------------------------------------------------------------------
 
@@ -245,9 +246,11 @@ FORMATS: dict[str, Format] = {
             "random",
             loader="keras",
             magic=((0, b"\x89HDF\r\n\x1a\n"),),
+            sniff="hdf5:sniff_userblock",  # the signature after a 512/1024/2048-byte user block
+            stage="structural",
             extensions=(".h5", ".hdf5", ".keras"),
         ),
-        # --- keras (helper: keras) ---
+        # --- keras ---
         Format(
             "keras-v3", "Keras v3 archive (.keras)", _F.CODE, loader="keras", extensions=(".keras",)
         ),
@@ -256,6 +259,9 @@ FORMATS: dict[str, Format] = {
             "Keras model config (config.json)",
             _F.CODE,
             "keras:scan_keras_config",
+            # content, not name: a Keras config scanned alone or in a zip of another layout
+            sniff="keras:sniff_keras_config",
+            stage="structural",
             extensions=(".json",),
         ),
         Format(
@@ -270,9 +276,10 @@ FORMATS: dict[str, Format] = {
             "Keras archive weights (model.weights.h5)",
             _F.TENSORS,
             "hdf5:scan_keras_weights",
+            "random",
             extensions=(".h5",),
         ),
-        # --- torch programs (helper: torch) ---
+        # --- torch programs ---
         Format(
             "torchscript-code",
             "TorchScript serialized code (code/*.py)",
@@ -284,8 +291,8 @@ FORMATS: dict[str, Format] = {
             "torch-package",
             "torch.package archive",
             _F.CODE,
-            extensions=(".pt",),
             loader="torch-package",
+            extensions=(".pt",),
         ),
         Format(
             "torch-package-source",
@@ -300,7 +307,7 @@ FORMATS: dict[str, Format] = {
             _F.TEXT,
             "torch_package:scan_extern_modules",
         ),
-        Format("pt2", "torch.export archive (.pt2)", _F.CODE, extensions=(".pt2",), loader="pt2"),
+        Format("pt2", "torch.export archive (.pt2)", _F.CODE, loader="pt2", extensions=(".pt2",)),
         Format(
             "pt2-graph",
             "torch.export serialized program (models/*.json)",
@@ -330,21 +337,21 @@ FORMATS: dict[str, Format] = {
             _F.CODE,
             "executorch:scan_pte",
             "random",
+            loader="executorch",
             sniff="executorch:sniff_pte",
             stage="structural",
             extensions=(".pte",),
-            loader="executorch",
         ),
-        # --- tensorflow (helper: tensorflow) ---
+        # --- tensorflow ---
         Format(
             "tflite",
             "TFLite flatbuffer",
             _F.CODE,
             "tensorflow:scan_tflite",
             "random",
+            loader="tflite",
             magic=((4, b"TFL3"),),
             extensions=(".tflite",),
-            loader="tflite",
         ),
         Format(
             "tf-savedmodel",
@@ -352,10 +359,19 @@ FORMATS: dict[str, Format] = {
             _F.CODE,
             "tensorflow:scan_saved_model",
             "random",
+            loader="tf-savedmodel",
             sniff="tensorflow:sniff_saved_model",
             stage="structural",
             extensions=(".pb",),
-            loader="tf-savedmodel",
+        ),
+        Format(
+            "tf-savedmodel-text",
+            "TensorFlow SavedModel in text format (saved_model.pbtxt)",
+            _F.CODE,
+            "tensorflow:scan_saved_model_text",
+            sniff="tensorflow:sniff_saved_model_text",
+            stage="structural",
+            extensions=(".pbtxt",),
         ),
         Format(
             "tf-keras-metadata",
@@ -377,8 +393,8 @@ FORMATS: dict[str, Format] = {
             stage="structural",
             extensions=(".pb",),
         ),
-        # --- nemo / hydra / skops / dill (helper: configs) ---
-        Format("nemo", "NeMo archive (.nemo)", _F.CODE, extensions=(".nemo",), loader="nemo"),
+        # --- nemo / hydra / skops / dill ---
+        Format("nemo", "NeMo archive (.nemo)", _F.CODE, loader="nemo", extensions=(".nemo",)),
         # routed, never sniffed: YAML is text; the repo analysis checks a folder's *.yaml
         Format(
             "nemo-config",
@@ -394,7 +410,7 @@ FORMATS: dict[str, Format] = {
             "hydra:scan_hydra_config",
             extensions=(".yaml", ".yml"),
         ),
-        Format("skops", "skops archive (.skops)", _F.CODE, extensions=(".skops",), loader="skops"),
+        Format("skops", "skops archive (.skops)", _F.CODE, loader="skops", extensions=(".skops",)),
         Format(
             "skops-schema",
             "skops schema.json",
@@ -402,7 +418,7 @@ FORMATS: dict[str, Format] = {
             "skops:scan_skops_schema",
             extensions=(".json",),
         ),
-        # --- other model formats (helper: others) ---
+        # --- other model formats ---
         Format(
             "xgboost-json",
             "XGBoost JSON model",
@@ -473,7 +489,7 @@ FORMATS: dict[str, Format] = {
             stage="structural",
             extensions=(".xml",),
         ),
-        # Core ML (helper: coreml): a .mlpackage is a folder (or a zip of one) of
+        # Core ML: a .mlpackage is a folder (or a zip of one) of
         # Manifest.json, Data/com.apple.CoreML/model.mlmodel and weights/weight.bin
         Format(
             "coreml-package",
@@ -522,7 +538,7 @@ FORMATS: dict[str, Format] = {
 
 # zip and tar layouts that are model formats; tried in this order (first match wins)
 PROFILES: tuple[Profile, ...] = (
-    # --- torch programs (helper: torch) ---
+    # --- torch programs ---
     # before TorchScript: a package or .pt2 can hold TorchScript members (.data/ts_code/)
     Profile(
         "torch-package",
@@ -565,14 +581,23 @@ PROFILES: tuple[Profile, ...] = (
         pickles=TORCH_PICKLES,
         analysed=True,
     ),
-    # --- tensorflow (helper: tensorflow) ---
+    # --- tensorflow ---
     Profile("tf-savedmodel", "zip", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
     Profile("tf-savedmodel", "tar", match_savedmodel, raw_members=TF_VARIABLES, analysed=True),
-    # --- keras (helper: keras) ---
+    # --- keras ---
     Profile(
         "keras-v3",
         "zip",
-        _all_at_root("config.json", "metadata.json"),
+        # Keras reads only config.json (and the weights): metadata.json may be missing
+        lambda names: (
+            ""
+            if "config.json" in names
+            and (
+                any(n in names for n in ("metadata.json", "model.weights.h5", "model.weights.npz"))
+                or all(n == "config.json" or n.startswith("assets/") for n in names)
+            )
+            else None
+        ),
         routes=(
             ("config.json", "keras-config"),
             ("metadata.json", "keras-metadata"),
@@ -580,7 +605,7 @@ PROFILES: tuple[Profile, ...] = (
         ),
         analysed=True,
     ),
-    # --- nemo / skops (helper: configs) ---
+    # --- nemo / skops ---
     # NeMo's SaveRestoreConnector writes a tar (often uncompressed, sometimes gzip) of
     # ./model_config.yaml, ./model_weights.ckpt (a PyTorch zip) and tokenizer files; tar
     # routes apply by member name as members stream by
@@ -606,9 +631,9 @@ PROFILES: tuple[Profile, ...] = (
         routes=(("schema.json", "skops-schema"),),
         analysed=True,
     ),
-    # --- other model formats (helper: others) ---
+    # --- other model formats ---
     Profile("torchserve-mar", "zip", _all_at_root("MAR-INF/MANIFEST.json")),
-    # Core ML (helper: coreml): a zipped .mlpackage folder
+    # Core ML: a zipped .mlpackage folder
     Profile(
         "coreml-package",
         "zip",

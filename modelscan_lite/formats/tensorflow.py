@@ -42,9 +42,7 @@ range are reported.
 from __future__ import annotations
 
 import functools
-import io
 import json
-import mmap
 import posixpath
 import re
 import struct
@@ -54,7 +52,8 @@ from typing import Any, BinaryIO
 
 from ..model import Location
 from .base import Context
-from .protobuf import FIXED32, FIXED64, LEN, VARINT, ProtoError, varint
+from .protobuf import LEN, VARINT, ProtoError, fields, varint
+from .streams import Source, map_region
 
 MAX_STRING = 4096  # bytes of one name, path or attribute kept
 MAX_NODES = 4_000_000  # NodeDefs in one file (graph and functions together)
@@ -83,32 +82,12 @@ class _Counter:
         self.nodes = 0
 
     def walk(self, buf: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-        pos = start
-        while pos < end:
+        """protobuf's field walk, counted against the deadline."""
+        for item in fields(buf, start, end):
             self.fields += 1
             if not self.fields & 0xFFFF and self.ctx.deadline.expired():
                 raise Budget("budget-time", f"more than {self.ctx.deadline.seconds:.0f}s to walk")
-            key_at = pos
-            key, pos = varint(buf, pos, end)
-            number, wire = key >> 3, key & 7
-            if number == 0:
-                raise ProtoError("field number 0", key_at)
-            if wire == VARINT:
-                value, pos = varint(buf, pos, end)
-                yield number, wire, value, key_at
-                continue
-            if wire == LEN:
-                n, pos = varint(buf, pos, end)
-            elif wire == FIXED64:
-                n = 8
-            elif wire == FIXED32:
-                n = 4
-            else:
-                raise ProtoError(f"wire type {wire} (field {number})", key_at)
-            if pos + n > end:
-                raise ProtoError(f"field {number} of {n} bytes runs past its message", pos)
-            yield number, wire, n, pos
-            pos += n
+            yield item
 
 
 def _text(buf: Any, pos: int, n: int) -> str:
@@ -565,22 +544,11 @@ def asset_problem(filename: str) -> str | None:
     return None
 
 
-def _mapped(f: BinaryIO, start: int, length: int) -> tuple[Any, mmap.mmap | None]:
-    if start == 0 and hasattr(f, "fileno"):
-        try:
-            m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            return m, m
-        except (OSError, ValueError, io.UnsupportedOperation):
-            pass
-    f.seek(start)
-    return f.read(length), None
-
-
 def scan_saved_model(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
     """A ``saved_model.pb``: every graph and function, op by op; saver, assets, Keras."""
-    buf, mapped = _mapped(f, start, length)
+    buf, release = map_region(f, start, length)
     try:
         c = _Counter(ctx)
         try:
@@ -617,15 +585,268 @@ def scan_saved_model(
             )
         _emit_hits(hits, where, ctx, "")
     finally:
-        if mapped is not None:
-            mapped.close()
+        release()
+
+
+# -- SavedModel in protobuf text format (saved_model.pbtxt) ---------------------------------
+# ``loader_impl.parse_saved_model`` reads ``saved_model.pbtxt`` (``text_format.Parse``) when a
+# folder has no ``saved_model.pb``: the same messages, spelled as text. The reader below
+# tokenises the text format (fields ``name: value``, messages ``name { }`` / ``name < >``,
+# lists ``[a, b]``, adjacent string literals concatenated, C escapes, ``#`` comments) into
+# (field, value) trees and builds the same :class:`Meta` records as the wire walk.
+
+MAX_PBTXT = 32 << 20
+MAX_PBTXT_FIELDS = 1_000_000  # (field, value) pairs kept: ~150 bytes each
+_PB_TOKEN = re.compile(
+    r"""\s+|\#[^\n]*|(?P<s>"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*')|(?P<p>[{}<>\[\]:,;])"""
+    r"""|(?P<w>[^\s{}<>\[\]:,;"'#]+)""",
+)
+_PB_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{1,2}|u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|[0-7]{1,3}|.)")
+_PB_SIMPLE = {"n": 10, "t": 9, "r": 13, "a": 7, "b": 8, "f": 12, "v": 11}
+
+PbTree = list[tuple[str, Any]]  # (field, str | PbTree)
+
+
+def _pb_unescape(body: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        e = m.group(1)
+        if e[0] in "xuU":
+            return chr(int(e[1:], 16)) if e[0] != "x" else bytes([int(e[1:], 16)]).decode("latin-1")
+        if e[0] in "01234567":
+            return bytes([int(e, 8) & 0xFF]).decode("latin-1")
+        return chr(_PB_SIMPLE[e]) if e in _PB_SIMPLE else e
+
+    text = _PB_ESCAPE.sub(one, body)
+    # escapes give bytes: a UTF-8 sequence spelled in octal/hex is one character again
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
+
+
+def _pb_tokens(text: str) -> Iterator[tuple[str, str]]:
+    """``(kind, text)`` tokens: ``s`` string (unescaped; adjacent literals joined), ``p``
+    punctuation, ``w`` word (names, numbers, enums)."""
+    pending: list[str] = []  # adjacent string literals, joined once
+    pos = 0
+    while pos < len(text):
+        m = _PB_TOKEN.match(text, pos)
+        if m is None:
+            raise ProtoError(f"unexpected character {text[pos]!r}", pos)
+        pos = m.end()
+        kind = m.lastgroup
+        if kind == "s":
+            pending.append(_pb_unescape(m.group(0)[1:-1]))
+            continue
+        if kind is None:
+            continue
+        if pending:
+            yield "s", "".join(pending)
+            pending = []
+        yield kind, m.group(0)
+    if pending:
+        yield "s", "".join(pending)
+
+
+def parse_pbtxt(text: str, c: _Counter) -> PbTree:
+    """The (field, value) tree of a text-format message; ProtoError when it is not one,
+    Budget past :data:`MAX_PBTXT_FIELDS` fields. Tokens are read as a stream."""
+    tokens = _pb_tokens(text)
+    done = ("", "")
+
+    def take(what: str) -> tuple[str, str]:
+        token = next(tokens, done)
+        if token is done:
+            raise ProtoError(f"the text ends {what}", len(text))
+        return token
+
+    root: PbTree = []
+    # frames: a message (its tree, "", its closing bracket) or a list (the message it
+    # belongs to, its field, "]")
+    stack: list[tuple[PbTree, str, str]] = [(root, "", "")]
+    fields = 0
+    for kind, tok in tokens:
+        c.fields += 1
+        if c.fields & 0xFFFF == 0 and c.ctx.deadline.expired():
+            raise Budget("budget-time", "time budget ran out reading saved_model.pbtxt")
+        tree, field_name, closer = stack[-1]
+        if kind == "p" and tok in ",;":
+            continue
+        if kind == "p" and tok in "}>]":
+            if len(stack) == 1 or closer != tok:
+                raise ProtoError(f"unbalanced {tok!r}", 0)
+            stack.pop()
+            continue
+        if closer != "]":  # in a message: a field name, then its value
+            if kind == "p" and tok == "[":  # an extension or Any name: [a.b/c]
+                parts: list[str] = []
+                while (part := take("inside a [name]")) != ("p", "]"):
+                    if len(parts) > 64:
+                        raise ProtoError("an extension name too long", 0)
+                    parts.append(part[1])
+                field_name = "[" + "".join(parts) + "]"
+            elif kind == "w":
+                field_name = tok
+            else:
+                raise ProtoError(f"expected a field name, got {tok!r}", 0)
+            kind, tok = take(f"after field {field_name!r}")
+            if (kind, tok) == ("p", ":"):
+                kind, tok = take(f"after field {field_name!r}")
+            if (kind, tok) == ("p", "["):
+                stack.append((tree, field_name, "]"))
+                continue
+        fields += 1
+        c.nodes += 1
+        if fields > MAX_PBTXT_FIELDS:
+            raise Budget("budget-nodes", f"more than {MAX_PBTXT_FIELDS} fields in the text")
+        if kind == "p" and tok in "{<":
+            child: PbTree = []
+            tree.append((field_name, child))
+            stack.append((child, "", "}" if tok == "{" else ">"))
+        elif kind in ("s", "w"):
+            tree.append((field_name, tok))
+        else:
+            raise ProtoError(f"field {field_name!r}: unexpected {tok!r}", 0)
+    if len(stack) != 1:
+        raise ProtoError("the text ends inside a message", len(text))
+    return root
+
+
+def _pb_get(tree: PbTree, name: str) -> list[Any]:
+    return [v for k, v in tree if k == name]
+
+
+def _pb_str(tree: PbTree, name: str) -> str:
+    values = [v for v in _pb_get(tree, name) if isinstance(v, str)]
+    return values[-1] if values else ""  # a repeated singular field: the last wins
+
+
+def _pb_node(tree: PbTree) -> Node:
+    node = Node(_pb_str(tree, "name"), _pb_str(tree, "op"))
+    node.inputs = [v for v in _pb_get(tree, "input") if isinstance(v, str)][:4096]
+    for entry in _pb_get(tree, "attr"):
+        if not isinstance(entry, list):
+            continue
+        key = _pb_str(entry, "key")
+        for value in _pb_get(entry, "value"):
+            if not isinstance(value, list):
+                continue
+            todo = [value]
+            while todo:
+                v = todo.pop()
+                for k, item in v:
+                    if k in ("s", "string_val") and isinstance(item, str):
+                        node.strings.setdefault(key, []).append(item)
+                    elif k == "name" and v is not value and isinstance(item, str):
+                        node.funcs.append(item)
+                    elif k in ("list", "tensor", "func") and isinstance(item, list):
+                        todo.append(item)
+    return node
+
+
+def _pb_metas(root: PbTree) -> list[Meta]:
+    metas: list[Meta] = []
+    for mg in _pb_get(root, "meta_graphs"):
+        if not isinstance(mg, list):
+            continue
+        meta = Meta(len(metas))
+        metas.append(meta)
+        for gd in _pb_get(mg, "graph_def"):
+            if not isinstance(gd, list):
+                continue
+            top = Graph("graph")
+            meta.graphs.append(top)
+            top.nodes.extend(_pb_node(n) for n in _pb_get(gd, "node") if isinstance(n, list))
+            for lib in _pb_get(gd, "library"):
+                for fn in _pb_get(lib, "function") if isinstance(lib, list) else []:
+                    if not isinstance(fn, list):
+                        continue
+                    graph = Graph("", function=True)
+                    for sig in _pb_get(fn, "signature"):
+                        if isinstance(sig, list):
+                            graph.label = _pb_str(sig, "name")
+                            for arg in _pb_get(sig, "input_arg"):
+                                if isinstance(arg, list):
+                                    graph.args.add(_pb_str(arg, "name"))
+                    graph.nodes.extend(
+                        _pb_node(n) for n in _pb_get(fn, "node_def") if isinstance(n, list)
+                    )
+                    meta.graphs.append(graph)
+        for sd in _pb_get(mg, "saver_def"):
+            if isinstance(sd, list):
+                meta.saver = (
+                    _pb_str(sd, "filename_tensor_name"),
+                    _pb_str(sd, "save_tensor_name"),
+                    _pb_str(sd, "restore_op_name"),
+                )
+        for af in _pb_get(mg, "asset_file_def"):
+            if isinstance(af, list):
+                info = [t for t in _pb_get(af, "tensor_info") if isinstance(t, list)]
+                meta.assets.append(
+                    (_pb_str(info[-1], "name") if info else "", _pb_str(af, "filename"))
+                )
+        for og in _pb_get(mg, "object_graph_def"):
+            for obj in _pb_get(og, "nodes") if isinstance(og, list) else []:
+                for uo in _pb_get(obj, "user_object") if isinstance(obj, list) else []:
+                    if isinstance(uo, list) and _pb_get(uo, "metadata"):
+                        meta.keras.append((_pb_str(uo, "identifier"), _pb_str(uo, "metadata")))
+    return metas
+
+
+def sniff_saved_model_text(head: bytes) -> bool:
+    """A text-format SavedModel: its first field is ``saved_model_schema_version`` or
+    ``meta_graphs`` (comments and blank lines may come first)."""
+    text = head.decode("utf-8", "ignore")
+    m = re.match(r"(?:\s+|\#[^\n]*)*(saved_model_schema_version|meta_graphs)\s*[:{<]", text)
+    return m is not None
+
+
+def scan_saved_model_text(
+    src: Source, head: bytes, where: Location, ctx: Context, name: str, length: int | None
+) -> None:
+    """A ``saved_model.pbtxt``: parsed as text format, then checked as a ``saved_model.pb``."""
+    from .torchscript import read_text_member
+
+    data = read_text_member(src, where, ctx, "saved_model.pbtxt", MAX_PBTXT)
+    if data is None:
+        return
+    c = _Counter(ctx)
+    try:
+        metas = _pb_metas(parse_pbtxt(data.decode("utf-8", "replace"), c))
+    except Budget as exc:
+        ctx.anomaly(exc.what, where, exc.message)
+        return
+    except (ProtoError, RecursionError) as exc:
+        ctx.anomaly("tensorflow-malformed", where, f"not a text-format SavedModel: {exc}")
+        return
+    if not metas:
+        ctx.anomaly("tensorflow-malformed", where, "a SavedModel with no MetaGraphDef")
+    lists = op_lists()
+    hits: dict[tuple[str, str], _Hit] = {}
+    for meta in metas:
+        _check_meta(meta, hits, lists)
+        for tensor, filename in meta.assets:
+            problem = asset_problem(filename)
+            if problem:
+                ctx.emit(
+                    "tensorflow.path-escape",
+                    filename,
+                    where.at(key=f"asset_file_def/{tensor}"),
+                    message=f"asset `{filename[:200]}` ({problem}): the loader reads "
+                    "it in place of a file of the model's assets/ folder",
+                    reason=problem,
+                )
+        _keras_configs(
+            [(i, t, where.at(key=f"object_graph/{i}")) for i, t in meta.keras], where, ctx
+        )
+    _emit_hits(hits, where, ctx, "")
 
 
 def scan_keras_metadata(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
     """``keras_metadata.pb``: each saved object's Keras JSON goes to the config checker."""
-    buf, mapped = _mapped(f, start, length)
+    buf, release = map_region(f, start, length)
     try:
         c = _Counter(ctx)
         configs: list[tuple[str, str, Location]] = []
@@ -655,8 +876,7 @@ def scan_keras_metadata(
             )
         _keras_configs(configs, where, ctx)
     finally:
-        if mapped is not None:
-            mapped.close()
+        release()
 
 
 def scan_fingerprint(
@@ -894,7 +1114,7 @@ class _FB:
 def scan_tflite(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    buf, mapped = _mapped(f, start, length)
+    buf, release = map_region(f, start, length)
     try:
         fb = _FB(buf, length, ctx)
         try:
@@ -908,8 +1128,7 @@ def scan_tflite(
                 f"not a valid TFLite flatbuffer: {exc}",
             )
     finally:
-        if mapped is not None:
-            mapped.close()
+        release()
 
 
 def _range(kind: str, value: str, where: Location, ctx: Context, message: str) -> None:

@@ -181,12 +181,35 @@ class _Findings:
             hit.count += 1
 
 
+def _getattr_name(node: ast.AST) -> tuple[ast.AST, str] | None:
+    """``getattr(base, "name")`` (TorchScript's getattr takes a string literal): the base
+    and the name."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "getattr"
+        and len(node.args) >= 2
+        and isinstance(node.args[1], ast.Constant)
+        and isinstance(node.args[1].value, str)
+    ):
+        return node.args[0], node.args[1].value
+    return None
+
+
 def dotted(node: ast.AST) -> list[str] | None:
-    """``a.b.c`` as ``["a", "b", "c"]`` for an attribute chain rooted at a name (iterative)."""
+    """``a.b.c`` as ``["a", "b", "c"]`` for an attribute chain rooted at a name (iterative);
+    ``getattr(a, "b")`` links count as ``a.b`` (``getattr(getattr(ops, "ns"), "op")``)."""
     parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+            continue
+        link = _getattr_name(node)
+        if link is None:
+            break
+        node, name = link
+        parts.append(name)
     if not isinstance(node, ast.Name):
         return None
     parts.append(node.id)
@@ -242,7 +265,9 @@ def analyse_code(text: str, ops: TorchOps, parse: bool = True) -> tuple[_Finding
         problem = f"does not parse as TorchScript source: {type(exc).__name__}: {exc}"[:300]
     if tree is not None:
         _walk(tree, ops, found)
-    _lexical(text, ops, found)
+    # a member ast cannot read is still read by TorchScript's own lexer: every op name the
+    # text shows is reported, not only the file, network and library ones
+    _lexical(text, ops, found, every=tree is None)
     return found, problem
 
 
@@ -301,8 +326,9 @@ _LEX_METHOD = re.compile(r"\.\s*([A-Za-z_]\w*)\s*\(")
 _LEX_KINDS = frozenset({"torch.op-file", "torch.op-network", "torch.library-load"})
 
 
-def _lexical(text: str, ops: TorchOps, found: _Findings) -> None:
-    """File, network and library names in the raw text that the AST walk did not see."""
+def _lexical(text: str, ops: TorchOps, found: _Findings, *, every: bool = False) -> None:
+    """File, network and library names in the raw text that the AST walk did not see
+    (``every``: any op or class name, for a text the AST walk could not read)."""
     seen = {v for (k, v) in found.hits if k in _LEX_KINDS}
     lines = {(h.kind, h.line) for h in found.hits.values()}
     method_names = {
@@ -318,7 +344,12 @@ def _lexical(text: str, ops: TorchOps, found: _Findings) -> None:
         parts = [m.group(1), *(p.strip() for p in m.group(2).split(".")[1:])]
         hit = classify_chain(parts, ops)
         line = line_of(m.start()) if hit else 0
-        if hit and hit[0] in _LEX_KINDS and hit[1] not in seen and (hit[0], line) not in lines:
+        if (
+            hit
+            and (every or hit[0] in _LEX_KINDS)
+            and hit[1] not in seen
+            and (hit[0], line) not in lines
+        ):
             found.add(hit[0], hit[1], line, hit[2], "text")
             seen.add(hit[1])
     for m in _LEX_METHOD.finditer(text):
