@@ -563,27 +563,7 @@ def scan_saved_model(
                 f"not a valid SavedModel protobuf: {exc}",
             )
             return
-        if not metas:
-            ctx.anomaly("tensorflow-malformed", where, "a SavedModel with no MetaGraphDef")
-        lists = op_lists()
-        hits: dict[tuple[str, str], _Hit] = {}
-        for meta in metas:
-            _check_meta(meta, hits, lists)
-            for tensor, filename in meta.assets:
-                problem = asset_problem(filename)
-                if problem:
-                    ctx.emit(
-                        "tensorflow.path-escape",
-                        filename,
-                        where.at(key=f"asset_file_def/{tensor}"),
-                        message=f"asset `{filename[:200]}` ({problem}): the loader reads "
-                        "it in place of a file of the model's assets/ folder",
-                        reason=problem,
-                    )
-            _keras_configs(
-                [(i, t, where.at(key=f"object_graph/{i}")) for i, t in meta.keras], where, ctx
-            )
-        _emit_hits(hits, where, ctx, "")
+        _check_metas(metas, where, ctx)
     finally:
         release()
 
@@ -819,6 +799,11 @@ def scan_saved_model_text(
     except (ProtoError, RecursionError) as exc:
         ctx.anomaly("tensorflow-malformed", where, f"not a text-format SavedModel: {exc}")
         return
+    _check_metas(metas, where, ctx)
+
+
+def _check_metas(metas: list[Meta], where: Location, ctx: Context) -> None:
+    """The checks of a SavedModel's MetaGraphDefs, from the wire or the text format."""
     if not metas:
         ctx.anomaly("tensorflow-malformed", where, "a SavedModel with no MetaGraphDef")
     lists = op_lists()
