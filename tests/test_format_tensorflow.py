@@ -319,3 +319,14 @@ def test_node_budget_is_x901(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(tfmod, "MAX_NODES", 3)
     result = scan_bytes(tmp_path, _sample("F101/ok-module.pb"), "saved_model.pb")
     assert "X901" in {f.rule for f in result.findings}
+
+
+def test_text_format_sniff_does_not_backtrack_on_blank_runs() -> None:
+    # the saved_model.pbtxt sniff once used ``(\s+|#...)*``: a pickle followed by 5,000
+    # spaces hung the scanner (exponential backtracking); blanks and comments are now
+    # skipped line by line
+    from modelscan_lite.formats.sniff import sniff
+
+    assert sniff(b" " * 4096) == "text"
+    assert sniff(b"\n \t" * 1365) == "text"
+    assert sniff(b"# c\n\n  saved_model_schema_version: 1\n") == "tf-savedmodel-text"

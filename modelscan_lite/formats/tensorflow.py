@@ -773,12 +773,21 @@ def _pb_metas(root: PbTree) -> list[Meta]:
     return metas
 
 
+_PBTXT_FIRST = re.compile(r"(saved_model_schema_version|meta_graphs)\s*[:{<]")
+
+
 def sniff_saved_model_text(head: bytes) -> bool:
     """A text-format SavedModel: its first field is ``saved_model_schema_version`` or
     ``meta_graphs`` (comments and blank lines may come first)."""
-    text = head.decode("utf-8", "ignore")
-    m = re.match(r"(?:\s+|\#[^\n]*)*(saved_model_schema_version|meta_graphs)\s*[:{<]", text)
-    return m is not None
+    # line by line, not one regex: ``(\s+|#...)*`` backtracks exponentially on a long run of
+    # blanks (a pickle followed by 5,000 spaces hung the sniff)
+    for line in head.decode("utf-8", "ignore").splitlines():
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        m = _PBTXT_FIRST.match(text)
+        return m is not None
+    return False
 
 
 def scan_saved_model_text(
