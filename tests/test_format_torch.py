@@ -310,3 +310,16 @@ def test_pte_fuzz(tmp_path: Path) -> None:
 
         scan_pte(io.BytesIO(bytes(b)), 0, len(b), Location("m"), ctx, "m.pte")
         assert all(f.kind.startswith(("torch.", "anomaly")) for f in ctx.facts), i
+
+
+def test_real_executorch_programs() -> None:
+    # made by executorch 1.5.1 (scripts/make_executorch_fixtures.py): portable ops pass with
+    # no finding; an XNNPACK-lowered program names its delegate (T111, low) and passes
+    from tests.helpers import scan
+
+    plain = scan(FIXTURES / "linear-relu.pte")
+    assert plain.format == "executorch" and plain.findings == ()
+    lowered = scan(FIXTURES / "linear-relu-xnnpack.pte")
+    assert lowered.format == "executorch"
+    assert [(f.rule, f.severity.label) for f in lowered.findings] == [("T111", "low")]
+    assert "XnnpackBackend" in lowered.findings[0].message
