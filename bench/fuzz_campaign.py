@@ -195,8 +195,8 @@ def _sample_seeds() -> list[Seed]:
     seeds = []
     for p in sorted(files):
         rel = p.relative_to(SAMPLES)
-        if "__pycache__" in rel.parts:
-            continue
+        if "__pycache__" in rel.parts or rel.parts[0] == "formats":
+            continue  # samples/formats/ holds the per-format sample builders, not samples
         in_repo = len(rel.parts) > 2 and any((p.parent / m).exists() for m in REPO_MARKERS)
         seeds.append(Seed(f"samples/{rel}", p.read_bytes(), p.name, p.parent if in_repo else None))
     return seeds

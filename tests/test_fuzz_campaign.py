@@ -94,12 +94,13 @@ def test_format_aware_mutations_apply_to_their_formats() -> None:
 def test_a_parser_that_raises_is_a_crash_with_a_reproducer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import modelscan_lite.formats.pickles as pickles
+    # the dispatcher, not one parser: every case reaches it, whatever the sample mix
+    import modelscan_lite.formats.dispatch as dispatch
 
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyError("injected by the fuzz campaign test")
 
-    monkeypatch.setattr(pickles, "scan_pickle", boom)
+    monkeypatch.setattr(dispatch, "run_format", boom)
     res = _small(tmp_path)
     assert res["crashes"] > 0 and res["hangs"] == 0
     crash = res["crash_list"][0]
@@ -138,12 +139,13 @@ def test_a_raw_control_character_in_the_text_report_is_a_crash() -> None:
 
 
 def test_a_slow_parser_is_a_hang(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import modelscan_lite.formats.pickles as pickles
+    # the dispatcher, not one parser: every case reaches it, whatever the sample mix
+    import modelscan_lite.formats.dispatch as dispatch
 
     def slow(*args: object, **kwargs: object) -> None:
         time.sleep(30)
 
-    monkeypatch.setattr(pickles, "scan_pickle", slow)
+    monkeypatch.setattr(dispatch, "run_format", slow)
     res = _small(tmp_path, cases=12, seconds_per_case=0.3)
     assert res["hangs"] > 0 and res["crashes"] == 0
     hang = res["hang_list"][0]
@@ -156,13 +158,14 @@ def test_a_hang_the_watchdog_cannot_interrupt_kills_the_worker(
 ) -> None:
     """A parser stuck where no signal handler runs (here: SIGALRM blocked) is still counted:
     the forked worker is killed after the grace period and replaced."""
-    import modelscan_lite.formats.pickles as pickles
+    # the dispatcher, not one parser: every case reaches it, whatever the sample mix
+    import modelscan_lite.formats.dispatch as dispatch
 
     def stuck(*args: object, **kwargs: object) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
         time.sleep(30)
 
-    monkeypatch.setattr(pickles, "scan_pickle", stuck)
+    monkeypatch.setattr(dispatch, "run_format", stuck)
     started = time.monotonic()
     res = _small(tmp_path, cases=12, seconds_per_case=0.2, isolate=True, grace=0.8)
     assert res["isolated_worker"] and res["hangs"] > 0
