@@ -461,6 +461,7 @@ def scan_paths(
     for snap in snaps:
         results.extend(_snapshot_results(snap, by_path, scanned_as, policy, config))
     analysed: set[str] = set()
+    tables = {os.path.abspath(p): r.tensors for p, r in by_path.items()}
     for path in local:
         if os.path.isdir(path):
             from .repo import find_repos
@@ -468,7 +469,6 @@ def scan_paths(
             roots = find_repos(path)
             analysed.update(os.path.abspath(r) for r in roots)
             results = [_read_by_repo(r, roots) for r in results]
-            tables = {os.path.abspath(p): r.tensors for p, r in by_path.items()}
             results.extend(scan_repo(root, policy, config, tables) for root in roots)
     results, alone = _files_alone(results, analysed, policy, config)
     if alone:
