@@ -57,6 +57,9 @@ class Format:
     access: Access = "stream"
     nests: bool = False  # parsing recurses into members: the nesting budget applies
     loader: str | None = None  # the sandbox loader that really loads it (sandbox/loaders.py)
+    # compression layers that loader opens itself (a compressed file of this format is
+    # loaded as it is; under any other layer there is no real loader)
+    loader_layers: tuple[str, ...] = ()
     # the sniff: fixed bytes at offsets (all must match), or "module:function" taking the head
     magic: tuple[tuple[int, bytes], ...] = ()
     sniff: str | None = None
@@ -206,7 +209,14 @@ FORMATS: dict[str, Format] = {
             "joblib-zf", "joblib ZF (zlib) layer", _F.CONTAINER, "joblib_zf:scan_zf", nests=True
         ),
         # the pickle family
-        Format("pickle", "pickle stream", _F.CODE, "pickles:scan_pickle_file", loader="pickle"),
+        Format(
+            "pickle",
+            "pickle stream",
+            _F.CODE,
+            "pickles:scan_pickle_file",
+            loader="pickle",
+            loader_layers=("gzip", "bz2", "xz", "lzma", "zlib", "lz4"),  # joblib's compressions
+        ),
         Format("pytorch-zip", "PyTorch zip checkpoint", _F.CODE, loader="torch"),
         Format("pytorch-legacy", "PyTorch legacy checkpoint", _F.CODE, loader="torch"),
         Format("pytorch-legacy-tar", "PyTorch 0.1 tar checkpoint", _F.CODE, loader="torch"),
@@ -394,7 +404,14 @@ FORMATS: dict[str, Format] = {
             extensions=(".pb",),
         ),
         # --- nemo / hydra / skops / dill ---
-        Format("nemo", "NeMo archive (.nemo)", _F.CODE, loader="nemo", extensions=(".nemo",)),
+        Format(
+            "nemo",
+            "NeMo archive (.nemo)",
+            _F.CODE,
+            loader="nemo",
+            loader_layers=("gzip",),  # restore_from opens its tar gzipped or not
+            extensions=(".nemo",),
+        ),
         # routed, never sniffed: YAML is text; the repo analysis checks a folder's *.yaml
         Format(
             "nemo-config",

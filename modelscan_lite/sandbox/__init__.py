@@ -37,7 +37,6 @@ __all__ = [
 MODES = ("off", "auto", "require")
 # what only the audit hook inside sees (no syscall tells): its kind -> the fact for the rules
 AUDIT_ONLY = {"native": "dynamic.native-load", "atexit": "dynamic.atexit"}
-COMPRESSIONS = ("gzip", "bz2", "xz", "lzma", "zlib", "lz4")
 
 
 def loader_for(result: ArtifactResult, path: str | None = None) -> str | None:
@@ -46,14 +45,10 @@ def loader_for(result: ArtifactResult, path: str | None = None) -> str | None:
         config = os.path.join(path or result.path, "config.json")
         return "transformers" if os.path.isfile(config) else None
     layers = result.layers or (result.format,)
-    if len(layers) > 1:
-        # a compressed file is loaded as such only by joblib, and only when it holds a pickle;
-        # NeMo's restore_from opens its tar gzipped or not
-        if layers[0] in COMPRESSIONS and layers[-1] == "pickle":
-            return "pickle"
-        return "nemo" if tuple(layers) == ("gzip", "nemo") else None
-    entry = registry.get(layers[0])
-    return entry.loader if entry is not None else None
+    entry = registry.get(layers[-1])
+    if entry is None or any(layer not in entry.loader_layers for layer in layers[:-1]):
+        return None  # only loaders that open a compression layer themselves load through it
+    return entry.loader
 
 
 def _gib(n: int) -> str:
