@@ -380,12 +380,12 @@ def _files_alone(
     """Text files outside any analysed repo folder that are repo files (configs, tokenizer
     configs, chat templates, modules.json, model_index.json, YAML configs): analysed on their
     own, with the findings a folder scan gives them. Returns the results and those files."""
-    from .repo import analyze_file
+    from .repo import analyze_file, reads
 
     out: list[ArtifactResult] = []
     alone: list[str] = []
     for result in results:
-        if result.format != "text" or os.path.dirname(os.path.abspath(result.path)) in analysed:
+        if result.format != "text" or any(reads(root, result.path) for root in analysed):
             out.append(result)
             continue
         started = time.perf_counter()
@@ -416,10 +416,12 @@ def _files_alone(
 def _read_by_repo(result: ArtifactResult, roots: list[str]) -> ArtifactResult:
     """Text files of an analysed repo (config, tokenizer, templates, code) are not skipped:
     the repo analysis read them."""
+    from .repo import reads
+
     if (
         result.skipped
         and result.format == "text"
-        and any(os.path.dirname(result.path) == root for root in roots)
+        and any(reads(root, result.path) for root in roots)
     ):
         from dataclasses import replace
 

@@ -360,3 +360,23 @@ def test_code_record_refuses_what_it_cannot_read() -> None:
     assert code_record((1, 0, 0, 1, 2, 3, object(), (), (), (), "f", "n")) is None
     rec = code_record((b"", 1, 0, 0, 1, 2, 3, b"\x97\x00", (None,), (), ("x",), "f", "n", "q", 1))
     assert rec is not None and rec.qualname == "q" and rec.code == b"\x97\x00"
+
+
+def test_nested_repo_yaml_is_reported_once_by_the_repo(tmp_path: Path) -> None:
+    # the repo analysis walks YAML below its folder; the file itself is not analysed again
+    # on its own (the same N101 twice, once on the file and once on the hf-repo entry)
+    from modelscan_lite.config import Config
+    from modelscan_lite.scanner import scan_paths
+
+    repo = tmp_path / "repo"
+    (repo / "conf" / "model").mkdir(parents=True)
+    (repo / "config.json").write_text('{"model_type": "llama", "architectures": ["X"]}')
+    nested = repo / "conf" / "model" / "enc.yaml"
+    nested.write_text("encoder:\n  _target_: subprocess.check_output\n")
+    report = scan_paths([str(repo)], Config(jobs=1))
+    hits = [(a.format, f.rule) for a in report.artifacts for f in a.findings]
+    assert hits == [("hf-repo", "N101")]
+    (hit,) = [f for a in report.artifacts for f in a.findings]
+    assert hit.location.path == str(nested)
+    (entry,) = [a for a in report.artifacts if a.path == str(nested)]
+    assert entry.skipped == "read by the repo analysis, see its hf-repo entry"

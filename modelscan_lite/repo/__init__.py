@@ -106,6 +106,19 @@ def _json(path: str, ctx: Context) -> Any:
         return None
 
 
+def reads(root: str, path: str) -> bool:
+    """Whether :func:`analyze_repo` of ``root`` reads ``path``: the files of the folder itself,
+    and the Python and YAML files below it (the walk in analyze_repo)."""
+    root, path = os.path.abspath(root), os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if folder == root:
+        return True
+    rel = os.path.relpath(folder, root)
+    if rel.startswith(os.pardir) or any(part in SKIP_DIRS for part in rel.split(os.sep)):
+        return False
+    return path.endswith((".py", ".yaml", ".yml"))
+
+
 def analyze_repo(root: str, ctx: Context) -> None:
     """Emit ``repo.*`` and ``template.*`` facts for the repo folder ``root``."""
 
