@@ -25,11 +25,18 @@ FAMILY_TITLES = {
 
 
 def render_rule(rule: Rule, heading: str = "#") -> str:
+    return f"{heading} {rule.id} {rule.name}\n\n" + render_rule_body(rule)
+
+
+def render_rule_body(rule: Rule) -> str:
+    """A rule's doc under its heading (also SARIF ``help.markdown``): the one-line summary,
+    severity, what, why, example, fix, known problems, references."""
     d = rule.doc
     refs = "\n".join(f"- {r}" for r in rule.references) or "- (none)"
     example = "\n".join("    " + ln for ln in d["example"].rstrip().splitlines())
+    summary = f"*{d['short']}*\n\n" if d.get("short") else ""
     return (
-        f"{heading} {rule.id} {rule.name}\n\n"
+        f"{summary}"
         f"Severity: **{rule.severity.label}** | formats: {', '.join(rule.formats)} | "
         f"since {rule.since}" + (f" | {', '.join(rule.cwe)}" if rule.cwe else "") + "\n\n"
         f"**What it finds.** {d['what']}\n\n"
