@@ -8,17 +8,26 @@ does, one without against the file name; an absolute glob against the absolute p
 pickle allowlist), ``jobs``; for the sandboxed
 loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
 landlock), ``sandbox-timeout`` (seconds), ``sandbox-memory-mib`` and ``trust-remote-code``.
+
+Waivers (see :mod:`.waivers`): ``baseline`` (a baseline file written by ``--write-baseline``,
+relative to the config file's folder) and ``[[tool.modelscan-lite.suppress]]`` entries:
+``rule`` (ID or prefix; required unless ``fingerprint``), ``path`` (glob, anchored as in
+``per-path-ignores``), ``member`` (glob on the archive member), ``fingerprint``, ``reason``
+(required) and ``expires`` (a date; the entry stops applying the day after, with a note).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .allowlist import AllowlistError, parse_identity
 from .limits import Limits
 from .model import Severity
+
+if TYPE_CHECKING:
+    from .waivers import Suppression
 
 DEFAULT_FAIL_ON = Severity.MEDIUM
 KEYS = {
@@ -34,6 +43,8 @@ KEYS = {
     "sandbox-timeout",
     "sandbox-memory-mib",
     "trust-remote-code",
+    "baseline",
+    "suppress",
 }
 DYNAMIC_MODES = ("off", "auto", "require")
 SANDBOX_BACKENDS = ("auto", "bwrap", "namespaces", "landlock")
@@ -70,7 +81,15 @@ class Config:
     # the folder per-path-ignores are anchored to: the config file's own (None: the cwd)
     root: str | None = None
     dynamic: str = "off"
+    # --hash: read every byte once more for the SHA-256 of each file (report field sha256)
+    full_hash: bool = False
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
+    # waivers (modelscan_lite.waivers): a baseline file to read (a relative path is taken
+    # from the working directory; the pyproject key from the config file's folder), one to
+    # write instead (--write-baseline), suppression entries (pyproject and --suppressions)
+    baseline: str | None = None
+    write_baseline: str | None = None
+    suppress: tuple[Suppression, ...] = ()
 
     def merged(self, **overrides: Any) -> Config:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -87,6 +106,7 @@ def check_rule_ids(cfg: Config, known: list[str]) -> None:
         ("ignore", cfg.ignore),
         ("severity", tuple(cfg.severity)),
         *((f"per-path-ignores.{pat}", ids) for pat, ids in cfg.per_path_ignores),
+        ("suppress", tuple(s.rule for s in cfg.suppress if s.rule is not None)),
     ]
     for key, ids in named:
         for raw in ids:
@@ -158,7 +178,24 @@ def from_table(table: dict[str, Any], source: str) -> Config:
         if not isinstance(table["jobs"], int) or table["jobs"] < 0:
             raise ConfigError(f"{source}: jobs must be a whole number >= 0")
         cfg = replace(cfg, jobs=table["jobs"])
+    cfg = _waiver_keys(cfg, table, source)
     return _sandbox_keys(cfg, table, source)
+
+
+def _waiver_keys(cfg: Config, table: dict[str, Any], source: str) -> Config:
+    """``baseline`` (relative to the config file's folder) and ``[[...suppress]]`` entries."""
+    if "baseline" in table:
+        import os
+
+        if not isinstance(table["baseline"], str) or not table["baseline"].strip():
+            raise ConfigError(f"{source}: baseline must be the path of a baseline file")
+        folder = os.path.dirname(os.path.abspath(source))
+        cfg = replace(cfg, baseline=os.path.join(folder, table["baseline"]))
+    if "suppress" in table:
+        from .waivers import parse_suppressions
+
+        cfg = replace(cfg, suppress=parse_suppressions(table["suppress"], source))
+    return cfg
 
 
 def check_choice(value: object, choices: tuple[str, ...], key: str) -> str:
@@ -207,6 +244,8 @@ def load_config(path: Path | None = None, start: Path | None = None) -> Config:
 
     try:
         data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ConfigError(f"{pyproject}: nests too deep to be a configuration") from None
     except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError included
         # a config that does not parse is an error, never "no config": it may hold the
         # ignores and severities the user relies on

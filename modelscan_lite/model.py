@@ -101,6 +101,27 @@ class Finding:
 
 
 @dataclass(frozen=True, slots=True)
+class Waiver:
+    """Why a finding does not count: a ``baseline`` entry (a finding known when the baseline
+    was written, matched by fingerprint) or a ``suppression`` (config or suppression file,
+    matched by rule and path or by fingerprint, always with a reason)."""
+
+    kind: str  # "baseline" or "suppression"
+    reason: str | None = None
+    expires: str | None = None  # ISO date after which the suppression no longer applies
+    source: str | None = None  # the file the waiver came from
+
+
+@dataclass(frozen=True, slots=True)
+class WaivedFinding:
+    """A finding that matched a waiver: kept out of ``Report.findings`` and every verdict,
+    but counted and listed in every report format."""
+
+    finding: Finding
+    waiver: Waiver
+
+
+@dataclass(frozen=True, slots=True)
 class DynamicRun:
     """How the sandboxed load of one artifact went (``--dynamic``): backend, verdict, numbers.
 
@@ -133,6 +154,11 @@ class ArtifactResult:
     skipped: str | None = None
     error: str | None = None
     sha256: str | None = None
+    # what identifies these bytes without reading them all: ``sha256:<hex>`` (the full
+    # content hash: --hash, a Hugging Face blob name or an LFS oid), ``git-sha1:<hex>`` (a
+    # Hugging Face blob of a non-LFS file), or ``read-sha256:<hex>`` (the size and the bytes
+    # the scan read); see the README's "JSON report"
+    content_id: str | None = None
     seconds: float = 0.0
     dynamic: DynamicRun | None = None
     # the format ids from the outside in (``("gzip", "pickle")`` for ``gzip+pickle``)
@@ -152,6 +178,12 @@ class Report:
     errors: tuple[str, ...] = ()
     seconds: float = 0.0
     notes: tuple[str, ...] = ()  # said on stderr and kept in JSON (e.g. a skipped --dynamic)
+    # findings a baseline or a suppression waived: not in ``findings``, never failing
+    waived: tuple[WaivedFinding, ...] = ()
+
+    def waived_count(self, kind: str) -> int:
+        """How many findings the ``baseline`` or ``suppression`` waivers took out."""
+        return sum(1 for w in self.waived if w.waiver.kind == kind)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config, check_rule_ids
+from .content_id import full_sha256, open_logged, read_id
 from .engine import Policy, load_rules
 from .formats.base import Context
 from .formats.dispatch import dispatch_file
@@ -184,10 +185,18 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
     ctx = new_context(policy, config)
     where = Location(path)
     size = 0
+    sha256 = content = None
     try:
-        with open(path, "rb") as f:
+        with open_logged(path) as f:
             size = os.fstat(f.fileno()).st_size
-            dispatch_file(f, 0, size, where, ctx, path)
+            try:
+                dispatch_file(f, 0, size, where, ctx, path)
+            finally:
+                if config.full_hash:
+                    sha256 = full_sha256(f)
+                    content = f"sha256:{sha256}"
+                else:
+                    content = read_id(f, size)
     except OSError as exc:
         return ArtifactResult(
             path,
@@ -221,6 +230,8 @@ def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
         size,
         findings,
         skipped=skipped,
+        sha256=sha256,
+        content_id=content,
         seconds=time.perf_counter() - started,
         layers=layers,
         tensors=ctx.tensors,
@@ -263,11 +274,25 @@ def _scan_in_worker(path: str) -> ArtifactResult:
     return scan_file(path, _policy, _config)
 
 
+# progress(current file or None at the end, files done, files, bytes done, bytes): called
+# as each file starts (one process) or ends (a pool), and once when all are done
+ProgressCallback = Callable[[str | None, int, int, int, int], None]
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
 def _scan_all(
-    files: list[str], policy: Policy, config: Config, progress: Callable[[int, int], None] | None
+    files: list[str], policy: Policy, config: Config, progress: ProgressCallback | None
 ) -> dict[str, ArtifactResult]:
     jobs = config.jobs or os.cpu_count() or 1
     out: dict[str, ArtifactResult] = {}
+    sizes = [_size(p) for p in files] if progress else []
+    total_bytes, done_bytes = sum(sizes), 0
     if jobs > 1 and len(files) >= POOL_MIN_FILES:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -283,12 +308,16 @@ def _scan_all(
             for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4), 1):
                 out[res.path] = res
                 if progress:
-                    progress(i, len(files))
+                    done_bytes += sizes[i - 1]
+                    progress(res.path, i, len(files), done_bytes, total_bytes)
     else:
-        for i, path in enumerate(files, 1):
-            out[path] = scan_file(path, policy, config)
+        for i, path in enumerate(files):
             if progress:
-                progress(i, len(files))
+                progress(path, i, len(files), done_bytes, total_bytes)
+                done_bytes += sizes[i]
+            out[path] = scan_file(path, policy, config)
+    if progress:
+        progress(None, len(files), len(files), total_bytes, total_bytes)
     return out
 
 
@@ -328,7 +357,10 @@ def _snapshot_results(
     from .repo import looks_like_repo
 
     out = [
-        relocate(by_path[scanned_as[os.path.join(snap.path, rel)]], f"{snap.display}/{rel}")
+        _with_blob_id(
+            relocate(by_path[scanned_as[os.path.join(snap.path, rel)]], f"{snap.display}/{rel}"),
+            snap.files[rel],
+        )
         for rel in sorted(snap.files)
     ]
     extra = [
@@ -365,6 +397,16 @@ def _snapshot_results(
     return out
 
 
+def _with_blob_id(result: ArtifactResult, blob: str) -> ArtifactResult:
+    """A cache file's identity from its blob's name (a SHA-256 or git blob id), free."""
+    from .content_id import blob_id
+
+    sha256, content = blob_id(blob)
+    if content is None:
+        return result
+    return replace(result, sha256=sha256 or result.sha256, content_id=content)
+
+
 def _prefix(finding: Finding, old: str, new: str) -> Finding:
     from .hfcache import relocate_finding
 
@@ -380,6 +422,8 @@ def _files_alone(
     """Text files outside any analysed repo folder that are repo files (configs, tokenizer
     configs, chat templates, modules.json, model_index.json, YAML configs): analysed on their
     own, with the findings a folder scan gives them. Returns the results and those files."""
+    if not any(r.format == "text" for r in results):
+        return results, []  # nothing to analyse: the repo modules are not even imported
     from .repo import analyze_file, reads
 
     out: list[ArtifactResult] = []
@@ -432,21 +476,23 @@ def _read_by_repo(result: ArtifactResult, roots: list[str]) -> ArtifactResult:
 def scan_paths(
     paths: Sequence[str],
     config: Config,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     hf_cache: bool = False,
 ) -> Report:
     """Scan files, folders, ``hf://`` repos and (``hf_cache``) the local Hugging Face cache."""
-    from .hfcache import RemoteError, cache_dir, download, snapshots
-
     started = time.perf_counter()
     errors: list[str] = []
     snaps: list[Snapshot] = []
     for spec in (p for p in paths if p.startswith("hf://")):
+        from .hfcache import RemoteError, download  # only for hf:// and the HF cache
+
         try:
             snaps.append(download(spec))
         except RemoteError as exc:
             errors.append(str(exc))
     if hf_cache:
+        from .hfcache import cache_dir, snapshots
+
         cache = cache_dir()
         if not os.path.isdir(cache):
             errors.append(f"{cache}: no Hugging Face cache here (set HF_HUB_CACHE or HF_HOME)")
@@ -457,6 +503,11 @@ def scan_paths(
     scanned_as = _cache_representatives(snaps)
     ruleset = load_rules()
     policy = build_policy(config)
+    waiving = bool(config.suppress or config.baseline or config.write_baseline)
+    if waiving:  # a bad baseline file fails before the scan, not after it
+        from .waivers import prepare
+
+        baseline = prepare(config)
     todo = list(dict.fromkeys(files + list(scanned_as.values())))
     by_path = _scan_all(todo, policy, config, progress)
     results = [by_path[f] for f in files]
@@ -486,7 +537,7 @@ def scan_paths(
         real = {f"{s.display}/{rel}": blob for s in snaps for rel, blob in s.files.items()}
         real.update({s.display: s.path for s in snaps})
         results = _dynamic(results, real, policy, config, notes, errors)
-    return Report(
+    report = Report(
         tool_version=__version__,
         rules_version=ruleset.version,
         active_rules=tuple(r.id for r in policy.rules),
@@ -496,6 +547,11 @@ def scan_paths(
         seconds=time.perf_counter() - started,
         notes=tuple(notes),
     )
+    if waiving:  # baseline and suppressions (modelscan_lite.waivers)
+        from .waivers import apply_waivers
+
+        report = apply_waivers(report, config, baseline)
+    return report
 
 
 def _degraded_evidence(results: list[ArtifactResult]) -> list[str]:

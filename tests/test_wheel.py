@@ -44,6 +44,8 @@ def test_wheel_contains_every_rule(wheel: Path) -> None:
     for rule in (ROOT / "rules").glob("*/*.yaml"):
         assert f"modelscan_lite/_rules/{rule.parent.name}/{rule.name}" in names
     assert "modelscan_lite/_rules/schema.json" in names
+    # the JSON report's published schema (README links it; importlib.resources finds it)
+    assert "modelscan_lite/report.schema.json" in names
 
 
 def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:

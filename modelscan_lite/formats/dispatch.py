@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import lzma
 import os
-import tempfile
 import zlib
 from collections.abc import Callable
 from typing import BinaryIO, cast
@@ -210,6 +209,8 @@ def _spooled(
     """A random-access format inside a stream: copied in 1 MiB steps to a spooled temp file
     (memory up to SPOOL_MEMORY, then disk); reading it whole into one bytes object once cost
     twice its size in memory."""
+    import tempfile  # only for a random-access format inside a stream (and random with it)
+
     limit = ctx.limits.max_member_read
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY) as spool:
         size = spool.write(head)

@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from ..limits import Deadline
 from ..model import Location
 from .base import Context
-from .streams import map_region
+from .streams import map_region, mark_read
 
 # ggml type id -> (name, block size, bytes per block); None marks ids removed from ggml
 GGML_TYPES: dict[int, tuple[str, int, int] | None] = {
@@ -230,12 +230,15 @@ def scan_gguf(
 ) -> None:
     buf, release = map_region(f, start, length)
     try:
-        _scan(buf, length, where, ctx)
+        walked = _scan(buf, length, where, ctx)
     finally:
         release()
+    # the header, metadata and tensor infos decide the verdict: part of the content identity
+    mark_read(f, start, walked)
 
 
-def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
+def _scan(buf: Any, size: int, where: Location, ctx: Context) -> int:
+    """Check the file; returns how many bytes from the start were walked."""
     big = bytes(buf[0:4]) == b"FUGG"
     r = _Reader(buf, size, big, ctx.deadline)
     try:
@@ -256,7 +259,7 @@ def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
         tensors = _read_tensor_infos(r, n_tensors, where, ctx)
     except GGUFError as exc:
         ctx.anomaly(exc.kind, where.at(exc.offset), str(exc))
-        return
+        return min(r.pos, size)
     alignment = meta.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(alignment, int) or alignment <= 0 or alignment & (alignment - 1):
         ctx.emit("gguf.alignment", str(alignment), where.at(key="general.alignment"))
@@ -270,6 +273,7 @@ def _scan(buf: Any, size: int, where: Location, ctx: Context) -> None:
             from ..templates import scan_template
 
             scan_template(value, where.at(key=key), ctx)
+    return min(r.pos, size)
 
 
 def _read_metadata(r: _Reader, n_kv: int, where: Location, ctx: Context) -> dict[str, Any]:

@@ -46,10 +46,19 @@ def _itemsize(descr: Any) -> int | None:
     return n * (4 if kind == "U" else 1)
 
 
+_AST_REPR = re.compile(r"<ast\.(\w+) object at 0x[0-9a-fA-F]+>")
+
+
 def _literal(text: str) -> Any:
     with warnings.catch_warnings():  # hostile headers make the compiler warn
         warnings.simplefilter("ignore")
         return ast.literal_eval(text)
+
+
+def _reason(exc: Exception) -> str:
+    """``literal_eval``'s complaint without the memory address it quotes
+    (``<ast.Call object at 0x7f...>``): a report must read the same on every run."""
+    return _AST_REPR.sub(lambda m: f"a {m.group(1)} node", str(exc))
 
 
 def _filter_py2_longs(text: str) -> str:
@@ -107,15 +116,15 @@ def scan_npy(
         header = _literal(text)
     except SyntaxError as exc:
         if (major, pre[7]) > (2, 0):
-            ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc}")
+            ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {_reason(exc)}")
             return
         try:  # numpy.lib.format._read_array_header: Python 2 headers, 1.0 and 2.0 only
             header = _literal(_filter_py2_longs(text))
         except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError) as exc2:
-            ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc2}")
+            ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {_reason(exc2)}")
             return
     except (ValueError, MemoryError, RecursionError, TypeError) as exc:
-        ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {exc}")
+        ctx.anomaly("npy-invalid", where, f"npy header is not a literal dict: {_reason(exc)}")
         return
     if not isinstance(header, dict) or not {"descr", "fortran_order", "shape"} <= set(header):
         ctx.anomaly("npy-invalid", where, "npy header lacks descr, fortran_order or shape")

@@ -34,7 +34,7 @@ from ..model import Location
 from .base import Context
 from .protobuf import ProtoError
 from .protobuf import varint as _varint
-from .streams import map_region
+from .streams import MARK_WHOLE, map_region, mark_read
 
 MAX_DEPTH = 48
 KNOWN_IR_VERSION = 14
@@ -275,6 +275,8 @@ def sniff_onnx(head: bytes) -> bool:
 def scan_onnx(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
+    if length <= MARK_WHOLE:  # a graph, not embedded weights: all of it decides the verdict
+        mark_read(f, start, length)
     buf, release = map_region(f, start, length)
     try:
         length = len(buf)

@@ -34,7 +34,6 @@ import re
 import struct
 
 from ..limits import Deadline, Limits
-from .onnx import sniff_onnx
 from .pickle_vm import Reader, walk_stream
 from .pickles import STARTS, sniff_pickle
 from .registry import magic_format, sniffers
@@ -198,11 +197,14 @@ def sniff(head: bytes, *, data_formats: bool = True) -> str:
 
         if sniff_coreml_model(head):
             return "coreml-model"
-    if sniff_onnx(head):
-        # a SavedModel also starts 08 01 12 (schema_version 1, a MetaGraphDef)
-        from .tensorflow import sniff_saved_model
+        # ONNX starts 08 too (ir_version): its module is imported only for such heads
+        from .onnx import sniff_onnx
 
-        return "tf-savedmodel" if sniff_saved_model(head) else "onnx"
+        if sniff_onnx(head):
+            # a SavedModel also starts 08 01 12 (schema_version 1, a MetaGraphDef)
+            from .tensorflow import sniff_saved_model
+
+            return "tf-savedmodel" if sniff_saved_model(head) else "onnx"
     for fmt, test in sniffers("structural"):
         if test(head):
             return fmt

@@ -349,6 +349,20 @@ class SliceIO(io.RawIOBase):
         return len(data)
 
 
+# a mapped region up to this size is counted as read whole (see mark_read)
+MARK_WHOLE = 16 * 1024 * 1024
+
+
+def mark_read(f: BinaryIO, start: int, length: int) -> None:
+    """``f[start:start+length]`` was looked at through a memory map (:func:`map_region`):
+    count it in the file's content identity as if it had been read (``content_id``). A
+    parser marks what its verdict rests on, never tensor payloads it skipped."""
+    from ..content_id import ReadLog
+
+    if isinstance(f, ReadLog) and length > 0:
+        f.mark(start, length)
+
+
 def map_region(f: BinaryIO, start: int, length: int) -> tuple[Any, Callable[[], None]]:
     """``f[start:start+length]`` as a buffer the parsers index, without reading it: a memory
     map of the file, or a zero-copy window of one when the region starts inside it (a model

@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from ..model import ArtifactResult, Finding, Location, Report
+from ..model import ArtifactResult, Finding, Location, Report, WaivedFinding
+from .neutral import defuse_json
 
 SCHEMA_VERSION = 1
 
@@ -33,12 +34,24 @@ def artifact_dict(a: ArtifactResult) -> dict[str, Any]:
         "format": a.format,
         "size": a.size,
         "sha256": a.sha256,
+        "content_id": a.content_id,
         "skipped": a.skipped,
         "error": a.error,
         "findings": [finding_dict(f) for f in a.findings],
     }
     if a.dynamic is not None:
         out["dynamic"] = asdict(a.dynamic)
+    return out
+
+
+def waived_dict(w: WaivedFinding) -> dict[str, Any]:
+    out = finding_dict(w.finding)
+    out["waiver"] = {
+        "kind": w.waiver.kind,
+        "reason": w.waiver.reason,
+        "expires": w.waiver.expires,
+        "source": w.waiver.source,
+    }
     return out
 
 
@@ -53,6 +66,8 @@ def summary(report: Report) -> dict[str, Any]:
         "findings": counts,
         "failing": len(report.failing()),
         "errors": len(report.errors),
+        "suppressed": report.waived_count("suppression"),
+        "baselined": report.waived_count("baseline"),
         "fail_on": report.fail_on.label if report.fail_on else "never",
     }
 
@@ -68,8 +83,9 @@ def render_json(report: Report) -> str:
         "rules_active": list(report.active_rules),
         "artifacts": [artifact_dict(a) for a in report.artifacts],
         "errors": list(report.errors),
+        "waived": [waived_dict(w) for w in report.waived],
         "summary": summary(report),
     }
     if report.notes:
         doc["notes"] = list(report.notes)
-    return json.dumps(doc, indent=2, sort_keys=False) + "\n"
+    return defuse_json(json.dumps(doc, indent=2, sort_keys=False)) + "\n"
