@@ -1,7 +1,11 @@
 """modelscan-lite: a static pre-load scanner for machine-learning model files.
 
-Public API: :func:`scan` (paths -> :class:`Report`) and ``__version__``. Nothing here loads,
-unpickles or executes the artifacts it looks at.
+Public API (implemented in :mod:`modelscan_lite.api`, imported on first use): :func:`scan`
+(paths -> :class:`Report`), :func:`check` (paths -> Report, or :class:`UnsafeModelError` /
+:class:`ScanError`), :class:`ModelScanError`, and ``__version__``. Both read
+``[tool.modelscan-lite]`` from the nearest ``pyproject.toml`` when given no config.
+:mod:`modelscan_lite.guard` makes ``torch.load`` & co. check before they load. Nothing here
+loads, unpickles or executes the artifacts it looks at.
 """
 
 from __future__ import annotations
@@ -11,19 +15,18 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-    from pathlib import Path
+    from .api import ModelScanError, ScanError, UnsafeModelError, check, scan
 
-    from .config import Config
-    from .model import Report
+_API = frozenset({"scan", "check", "ModelScanError", "UnsafeModelError", "ScanError"})
 
 
-def scan(paths: Iterable[str | Path], config: Config | None = None) -> Report:
-    """Scan files or directories and return a :class:`~modelscan_lite.model.Report`."""
-    from .config import Config
-    from .scanner import scan_paths
+def __getattr__(name: str) -> object:
+    # lazily, so that ``import modelscan_lite`` (and the CLI's start-up) stays cheap
+    if name in _API:
+        from . import api
 
-    return scan_paths([str(p) for p in paths], config or Config())
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["__version__", "scan"]
+__all__ = ["ModelScanError", "ScanError", "UnsafeModelError", "__version__", "check", "scan"]
