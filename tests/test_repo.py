@@ -242,7 +242,9 @@ def test_cli_hf_cache_and_remote_offline(hf_cache: Path, cli) -> None:  # type: 
     assert '"P101"' in proc.stdout
     proc = cli("scan", "hf://org/clean@main", env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    proc = cli("scan", "hf://org/absent", env=env)
+    proc = cli("scan", "hf://org/absent", env=env)  # the text report carries the error
+    assert proc.returncode == 2 and "cannot fetch" in proc.stdout
+    proc = cli("scan", "-f", "json", "hf://org/absent", env=env)
     assert proc.returncode == 2 and "cannot fetch" in proc.stderr
 
 

@@ -346,3 +346,19 @@ def test_content_id_covers_gguf_metadata_read_through_a_map(tmp_path: Path) -> N
     assert (tmp_path / "a.gguf").stat().st_size == (tmp_path / "c.gguf").stat().st_size
     (_, a), (_, b), (_, c) = _ids(tmp_path / "a.gguf", tmp_path / "b.gguf", tmp_path / "c.gguf")
     assert a == b and a != c
+
+
+def test_progress_names_each_file_before_it_scans_and_counts_bytes() -> None:
+    """The progress line's feed: the file about to be scanned (so one big file is named while
+    it scans), files and bytes done, and a final call once everything is done."""
+    from modelscan_lite.config import Config
+    from modelscan_lite.scanner import scan_paths
+
+    files = [str(ROOT / p) for p in MANY[:3]]
+    sizes = [Path(p).stat().st_size for p in files]
+    calls: list[tuple[str | None, int, int, int, int]] = []
+    scan_paths(files, Config(jobs=1), lambda *a: calls.append(a))
+    assert [c[0] for c in calls] == [*files, None]
+    assert [c[1] for c in calls] == [0, 1, 2, 3] and {c[2] for c in calls} == {3}
+    assert [c[3] for c in calls] == [0, sizes[0], sizes[0] + sizes[1], sum(sizes)]
+    assert {c[4] for c in calls} == {sum(sizes)}
