@@ -362,3 +362,23 @@ def test_progress_names_each_file_before_it_scans_and_counts_bytes() -> None:
     assert [c[1] for c in calls] == [0, 1, 2, 3] and {c[2] for c in calls} == {3}
     assert [c[3] for c in calls] == [0, sizes[0], sizes[0] + sizes[1], sum(sizes)]
     assert {c[4] for c in calls} == {sum(sizes)}
+
+
+def test_colour_adds_only_sgr_codes_and_honours_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the report is the plain report plus SGR styling: no markup read from a
+    name a file chose (``[link=...]``), the same folding, and no colour under NO_COLOR."""
+    f = Finding(
+        "P101", "n", Severity.CRITICAL, "calls [link=http://x]y[/link]", Location("a.pkl"), "0" * 16
+    )
+    report = _report(ArtifactResult("[bold]a.pkl", "pickle", 1, (f,)))
+    sgr = re.compile(r"\x1b\[[0-9;]*m")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    coloured = render_text(report, color=True, width=80)
+    assert "\x1b[1;31m" in coloured  # critical: bold red
+    assert sgr.sub("", coloured) == render_text(report, width=80)
+    assert "[link=http://x]y[/link]" in coloured and "[bold]a.pkl" in coloured
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain_styles = render_text(report, color=True, width=80)
+    assert not re.search(r"\x1b\[[0-9;]*3[0-7]m|\x1b\[[0-9;]*;3[0-7]", plain_styles)
+    assert sgr.sub("", plain_styles) == render_text(report, width=80)
