@@ -233,6 +233,23 @@ def scan(
             "from a TOML or YAML file, added to [[tool.modelscan-lite.suppress]] (repeatable).",
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            metavar="[local|dask]",
+            help="Where the files are scanned: local (default: this process or a process "
+            "pool) or dask (a Dask cluster; needs modelscan-lite[dask]).",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="ADDRESS",
+            help="With --executor dask: the scheduler to use (tcp://HOST:PORT; its workers "
+            "must see the files at the same paths); default a local cluster of --jobs "
+            "workers.",
+        ),
+    ] = None,
 ) -> None:
     """Scan model files (and archives, and directories of them) without loading them."""
     from dataclasses import replace
@@ -263,6 +280,7 @@ def scan(
             ignore=_split_ids(ignore),
             jobs=jobs,
         )
+        cfg = _executor_overrides(cfg, executor, scheduler)
         cfg = _sandbox_overrides(cfg, dynamic, sandbox_backend, sandbox_timeout, trust_remote_code)
         if full_hash:
             cfg = replace(cfg, full_hash=True)
@@ -312,6 +330,26 @@ def scan(
     if report.errors:
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(EXIT_OK)
+
+
+def _executor_overrides(cfg: "Config", executor: str | None, scheduler: str | None) -> "Config":
+    """``--executor`` and ``--scheduler`` (see :mod:`.executors`); a missing Dask install
+    fails here, before the walk."""
+    from dataclasses import replace
+
+    from .config import EXECUTORS, ConfigError, check_choice
+
+    if executor is not None:
+        cfg = replace(cfg, executor=check_choice(executor, EXECUTORS, "--executor"))
+    if scheduler is not None:
+        if cfg.executor != "dask":
+            raise ConfigError("--scheduler needs --executor dask")
+        cfg = replace(cfg, scheduler=scheduler)
+    if cfg.executor == "dask":
+        from .executors import require_dask
+
+        require_dask()
+    return cfg
 
 
 def _sandbox_overrides(

@@ -5,8 +5,8 @@ Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``
 glob with a ``/`` is matched against the path relative to the config file's folder, as ruff
 does, one without against the file name; an absolute glob against the absolute path),
 ``allow-globals`` (exact global names, ``module.Name`` or ``module:Qual.name``, added to the
-pickle allowlist), ``jobs``; for the sandboxed
-loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
+pickle allowlist), ``jobs``, ``executor`` (local or dask, see :mod:`.executors`); for the
+sandboxed loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
 landlock), ``sandbox-timeout`` (seconds), ``sandbox-memory-mib`` and ``trust-remote-code``.
 
 Waivers (see :mod:`.waivers`): ``baseline`` (a baseline file written by ``--write-baseline``,
@@ -38,6 +38,7 @@ KEYS = {
     "per-path-ignores",
     "allow-globals",
     "jobs",
+    "executor",
     "dynamic",
     "sandbox-backend",
     "sandbox-timeout",
@@ -48,6 +49,7 @@ KEYS = {
 }
 DYNAMIC_MODES = ("off", "auto", "require")
 SANDBOX_BACKENDS = ("auto", "bwrap", "namespaces", "landlock")
+EXECUTORS = ("local", "dask")  # modelscan_lite.executors
 MiB = 1024 * 1024
 
 
@@ -90,6 +92,10 @@ class Config:
     baseline: str | None = None
     write_baseline: str | None = None
     suppress: tuple[Suppression, ...] = ()
+    # where the per-file scans run (modelscan_lite.executors): "local" or "dask", and the
+    # Dask scheduler address (None: a LocalCluster the scan starts)
+    executor: str = "local"
+    scheduler: str | None = None
 
     def merged(self, **overrides: Any) -> Config:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -178,6 +184,11 @@ def from_table(table: dict[str, Any], source: str) -> Config:
         if not isinstance(table["jobs"], int) or table["jobs"] < 0:
             raise ConfigError(f"{source}: jobs must be a whole number >= 0")
         cfg = replace(cfg, jobs=table["jobs"])
+    if "executor" in table:
+        try:
+            cfg = replace(cfg, executor=check_choice(table["executor"], EXECUTORS, "executor"))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     cfg = _waiver_keys(cfg, table, source)
     return _sandbox_keys(cfg, table, source)
 

@@ -8,7 +8,6 @@ inside a parser becomes a finding (X904) for that file and never stops the other
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
@@ -25,13 +24,10 @@ from .limits import Deadline
 from .model import ArtifactResult, Fact, Finding, Location, Report, TensorTable
 
 if TYPE_CHECKING:
+    from .executors import Executor
     from .hfcache import Snapshot
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache"})
-POOL_MIN_FILES = 4
-
-_policy: Policy | None = None
-_config: Config | None = None
 
 
 def build_policy(config: Config) -> Policy:
@@ -263,62 +259,26 @@ def scan_repo(
     return ArtifactResult(root, "hf-repo", 0, findings, seconds=time.perf_counter() - started)
 
 
-def _init_worker(config: Config) -> None:
-    global _policy, _config
-    _config = config
-    _policy = build_policy(config)
-
-
-def _scan_in_worker(path: str) -> ArtifactResult:
-    assert _policy is not None and _config is not None
-    return scan_file(path, _policy, _config)
-
-
 # progress(current file or None at the end, files done, files, bytes done, bytes): called
-# as each file starts (one process) or ends (a pool), and once when all are done
+# as each file starts (one process) or ends (a pool, Dask), and once when all are done
 ProgressCallback = Callable[[str | None, int, int, int, int], None]
 
 
-def _size(path: str) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return 0
-
-
 def _scan_all(
-    files: list[str], policy: Policy, config: Config, progress: ProgressCallback | None
+    files: list[str],
+    policy: Policy,
+    config: Config,
+    progress: ProgressCallback | None,
+    executor: Executor | None = None,
 ) -> dict[str, ArtifactResult]:
-    jobs = config.jobs or os.cpu_count() or 1
-    out: dict[str, ArtifactResult] = {}
-    sizes = [_size(p) for p in files] if progress else []
-    total_bytes, done_bytes = sum(sizes), 0
-    if jobs > 1 and len(files) >= POOL_MIN_FILES:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    """Every file scanned by ``executor``, or by the one ``config.executor`` names (opened
+    and closed here): in this process, a process pool or Dask (:mod:`.executors`)."""
+    from .executors import open_executor
 
-        # fork on Linux: workers start in milliseconds and inherit the loaded rules
-        mp = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
-        with ProcessPoolExecutor(
-            max_workers=min(jobs, len(files)),
-            mp_context=mp,
-            initializer=_init_worker,
-            initargs=(config,),
-        ) as pool:
-            for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4), 1):
-                out[res.path] = res
-                if progress:
-                    done_bytes += sizes[i - 1]
-                    progress(res.path, i, len(files), done_bytes, total_bytes)
-    else:
-        for i, path in enumerate(files):
-            if progress:
-                progress(path, i, len(files), done_bytes, total_bytes)
-                done_bytes += sizes[i]
-            out[path] = scan_file(path, policy, config)
-    if progress:
-        progress(None, len(files), len(files), total_bytes, total_bytes)
-    return out
+    if executor is not None:
+        return dict(zip(files, executor.scan(files, policy, config, progress), strict=True))
+    with open_executor(config) as opened:
+        return dict(zip(files, opened.scan(files, policy, config, progress), strict=True))
 
 
 def _cache_representatives(snaps: Sequence[Snapshot]) -> dict[str, str]:
@@ -478,8 +438,11 @@ def scan_paths(
     config: Config,
     progress: ProgressCallback | None = None,
     hf_cache: bool = False,
+    executor: Executor | None = None,
 ) -> Report:
-    """Scan files, folders, ``hf://`` repos and (``hf_cache``) the local Hugging Face cache."""
+    """Scan files, folders, ``hf://`` repos and (``hf_cache``) the local Hugging Face cache.
+    ``executor``: an open executor to scan the files with (:mod:`.executors`); by default the
+    one ``config.executor`` names, opened for this scan."""
     started = time.perf_counter()
     errors: list[str] = []
     snaps: list[Snapshot] = []
@@ -509,7 +472,7 @@ def scan_paths(
 
         baseline = prepare(config)
     todo = list(dict.fromkeys(files + list(scanned_as.values())))
-    by_path = _scan_all(todo, policy, config, progress)
+    by_path = _scan_all(todo, policy, config, progress, executor)
     results = [by_path[f] for f in files]
     for snap in snaps:
         results.extend(_snapshot_results(snap, by_path, scanned_as, policy, config))

@@ -373,7 +373,7 @@ def test_colour_adds_only_sgr_codes_and_honours_no_color(monkeypatch: pytest.Mon
     report = _report(ArtifactResult("[bold]a.pkl", "pickle", 1, (f,)))
     sgr = re.compile(r"\x1b\[[0-9;]*m")
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setenv("COLORTERM", "truecolor")
+    monkeypatch.delenv("TERM", raising=False)
     coloured = render_text(report, color=True, width=80)
     assert "\x1b[1;31m" in coloured  # critical: bold red
     assert sgr.sub("", coloured) == render_text(report, width=80)
