@@ -74,6 +74,35 @@ def _size(path: str) -> int:
         return 0
 
 
+class _Feed:
+    """What one scan tells its progress callback: the file, files and bytes done, and a last
+    call with no file once every result is in. Does nothing without a callback."""
+
+    def __init__(self, files: Sequence[str], progress: ProgressCallback | None) -> None:
+        self.progress = progress
+        self.files = len(files)
+        self.sizes = [_size(p) for p in files] if progress else []
+        self.total_bytes = sum(self.sizes)
+        self.done = self.done_bytes = 0
+
+    def starting(self, path: str) -> None:
+        """``path`` is about to be scanned in this process."""
+        if self.progress:
+            self.progress(path, self.done, self.files, self.done_bytes, self.total_bytes)
+
+    def finished(self, index: int, path: str, *, say: bool = True) -> None:
+        """The result for ``files[index]`` is in; ``say``: tell the callback now."""
+        if self.progress:
+            self.done += 1
+            self.done_bytes += self.sizes[index]
+            if say:
+                self.progress(path, self.done, self.files, self.done_bytes, self.total_bytes)
+
+    def end(self) -> None:
+        if self.progress:
+            self.progress(None, self.files, self.files, self.total_bytes, self.total_bytes)
+
+
 # ---------------------------------------------------------------------------- local
 
 _policy: Policy | None = None
@@ -112,8 +141,7 @@ class LocalExecutor:
 
         jobs = config.jobs or os.cpu_count() or 1
         out: list[ArtifactResult] = []
-        sizes = [_size(p) for p in files] if progress else []
-        total_bytes, done_bytes = sum(sizes), 0
+        feed = _Feed(files, progress)
         if jobs > 1 and len(files) >= POOL_MIN_FILES:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
@@ -126,19 +154,15 @@ class LocalExecutor:
                 initializer=_init_worker,
                 initargs=(config,),
             ) as pool:
-                for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4), 1):
+                for i, res in enumerate(pool.map(_scan_in_worker, files, chunksize=4)):
                     out.append(res)
-                    if progress:
-                        done_bytes += sizes[i - 1]
-                        progress(res.path, i, len(files), done_bytes, total_bytes)
+                    feed.finished(i, res.path)
         else:
             for i, path in enumerate(files):
-                if progress:
-                    progress(path, i, len(files), done_bytes, total_bytes)
-                    done_bytes += sizes[i]
+                feed.starting(path)
                 out.append(scan_file(path, policy, config))
-        if progress:
-            progress(None, len(files), len(files), total_bytes, total_bytes)
+                feed.finished(i, path, say=False)  # the next file's start says it
+        feed.end()
         return out
 
 
@@ -272,17 +296,15 @@ class DaskExecutor:
         as_completed = require_dask().as_completed
 
         files = list(files)
+        feed = _Feed(files, progress)
         if not files:
-            if progress:
-                progress(None, 0, 0, 0, 0)
+            feed.end()
             return []
         size = max(1, min(MAX_BATCH, math.ceil(len(files) / (self.workers() * 4))))
         batches = [files[i : i + size] for i in range(0, len(files), size)]
         args = (config, _config_key(config), os.getcwd(), _versions())
         futures = [self.client.submit(scan_batch, batch, *args, pure=False) for batch in batches]
         where = {f.key: i for i, f in enumerate(futures)}
-        sizes = [_size(p) for p in files] if progress else []
-        total_bytes, done_bytes, done = sum(sizes), 0, 0
         slots: list[list[ArtifactResult] | None] = [None] * len(batches)
         try:
             for future in as_completed(futures):
@@ -294,16 +316,12 @@ class DaskExecutor:
                         batches[i], f"the Dask task failed: {type(exc).__name__}: {exc}"
                     )
                 slots[i] = results
-                if progress:
-                    for j, res in enumerate(results):
-                        done += 1
-                        done_bytes += sizes[i * size + j]
-                        progress(res.path, done, len(files), done_bytes, total_bytes)
+                for j, res in enumerate(results):
+                    feed.finished(i * size + j, res.path)
         finally:
             for future in futures:
                 future.release()
-        if progress:
-            progress(None, len(files), len(files), total_bytes, total_bytes)
+        feed.end()
         return [r for batch in slots if batch is not None for r in batch]
 
     def close(self) -> None:

@@ -501,9 +501,9 @@ class _ImportHook(importlib.abc.MetaPathFinder):
 def _wrap(kind: str, original: Fn) -> Fn:
     if kind in _FILE_PARAM:
         return _loader(kind, original)
+    if kind in ("hub-file", "hub-folder"):
+        return _hub_download(original, folder=kind == "hub-folder")
     return {
-        "hub-file": _hub_file,
-        "hub-folder": _hub_folder,
         "resolver": _resolver,
         "model-file": _model_file,
     }[kind](original)
@@ -533,37 +533,28 @@ def _loader(label: str, original: Fn) -> Fn:
     return guarded_loader
 
 
-def _hub_file(original: Fn) -> Fn:
+def _hub_download(original: Fn, folder: bool) -> Fn:
+    """``hf_hub_download`` (a file) or ``snapshot_download`` (``folder``: a repo folder,
+    cross-file checks included): what it returns is scanned before the caller gets it."""
+    exists = os.path.isdir if folder else os.path.exists
+
     @functools.wraps(original)
-    def guarded_hf_hub_download(*args: Any, **kwargs: Any) -> Any:
+    def guarded_download(*args: Any, **kwargs: Any) -> Any:
         settings = _active(hub=True)
         if settings is None:
             return original(*args, **kwargs)
         with _resolving():
             result = original(*args, **kwargs)
-        if isinstance(result, str | os.PathLike) and os.path.exists(result):
+        if isinstance(result, str | os.PathLike) and exists(result):
             repo = _arg(args, kwargs, 0, "repo_id")
-            name = _arg(args, kwargs, 1, "filename")
-            _scan([os.fspath(result)], f"hf_hub_download({repo!r}, {name!r})", settings)
+            if folder:
+                action = f"snapshot_download({repo!r})"
+            else:
+                action = f"hf_hub_download({repo!r}, {_arg(args, kwargs, 1, 'filename')!r})"
+            _scan([os.fspath(result)], action, settings)
         return result
 
-    return guarded_hf_hub_download
-
-
-def _hub_folder(original: Fn) -> Fn:
-    @functools.wraps(original)
-    def guarded_snapshot_download(*args: Any, **kwargs: Any) -> Any:
-        settings = _active(hub=True)
-        if settings is None:
-            return original(*args, **kwargs)
-        with _resolving():
-            result = original(*args, **kwargs)
-        if isinstance(result, str | os.PathLike) and os.path.isdir(result):
-            repo = _arg(args, kwargs, 0, "repo_id")
-            _scan([os.fspath(result)], f"snapshot_download({repo!r})", settings)
-        return result
-
-    return guarded_snapshot_download
+    return guarded_download
 
 
 def _resolver(original: Fn) -> Fn:

@@ -181,6 +181,13 @@ class Report:
     # findings a baseline or a suppression waived: not in ``findings``, never failing
     waived: tuple[WaivedFinding, ...] = ()
 
+    def loose_errors(self) -> tuple[str, ...]:
+        """The errors that are no file's own: a file's own error is its ``error``, and the
+        scan lists it in ``errors`` as ``"<path>: <error>"`` (a report shows it once, with
+        the file)."""
+        own = {f"{a.path}: {a.error}" for a in self.artifacts if a.error}
+        return tuple(e for e in self.errors if e not in own)
+
     def waived_count(self, kind: str) -> int:
         """How many findings the ``baseline`` or ``suppression`` waivers took out."""
         return sum(1 for w in self.waived if w.waiver.kind == kind)

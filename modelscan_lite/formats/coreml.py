@@ -81,7 +81,7 @@ from .. import jsonbudget
 from ..model import Location
 from .base import Context
 from .protobuf import FIXED32, FIXED64, LEN, VARINT, ProtoError, varint
-from .streams import MARK_WHOLE, map_region, mark_read
+from .streams import map_region
 
 MIL_OPS = Path(__file__).resolve().parents[2] / "rules" / "allowlist" / "coreml-mil-ops.json"
 
@@ -652,9 +652,7 @@ def _blob_target(fname: str) -> tuple[str | None, str | None]:
 def scan_coreml_model(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    if length <= MARK_WHOLE:  # a graph, not embedded weights: all of it decides the verdict
-        mark_read(f, start, length)
-    buf, release = map_region(f, start, length)
+    buf, release = map_region(f, start, length, all_decides=True)
     try:
         length = len(buf)
         model = _Model(_Walker(buf, ctx), where, ctx)

@@ -34,7 +34,7 @@ from ..model import Location
 from .base import Context
 from .protobuf import ProtoError
 from .protobuf import varint as _varint
-from .streams import MARK_WHOLE, map_region, mark_read
+from .streams import map_region
 
 MAX_DEPTH = 48
 KNOWN_IR_VERSION = 14
@@ -275,9 +275,7 @@ def sniff_onnx(head: bytes) -> bool:
 def scan_onnx(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    if length <= MARK_WHOLE:  # a graph, not embedded weights: all of it decides the verdict
-        mark_read(f, start, length)
-    buf, release = map_region(f, start, length)
+    buf, release = map_region(f, start, length, all_decides=True)
     try:
         length = len(buf)
         try:

@@ -349,8 +349,9 @@ class SliceIO(io.RawIOBase):
         return len(data)
 
 
-# a mapped region up to this size is counted as read whole (see mark_read)
-MARK_WHOLE = 16 * 1024 * 1024
+# a region whose every byte decides the verdict (a graph) is counted as read up to this size;
+# past it, it holds embedded weights, which an identity must not re-read (see map_region)
+_MARK_WHOLE = 16 * 1024 * 1024
 
 
 def mark_read(f: BinaryIO, start: int, length: int) -> None:
@@ -363,11 +364,18 @@ def mark_read(f: BinaryIO, start: int, length: int) -> None:
         f.mark(start, length)
 
 
-def map_region(f: BinaryIO, start: int, length: int) -> tuple[Any, Callable[[], None]]:
+def map_region(
+    f: BinaryIO, start: int, length: int, *, all_decides: bool = False
+) -> tuple[Any, Callable[[], None]]:
     """``f[start:start+length]`` as a buffer the parsers index, without reading it: a memory
     map of the file, or a zero-copy window of one when the region starts inside it (a model
     in an archive member, a llamafile's GGUF). Only a file that cannot be mapped (a member
-    held in memory) is read. Returns the buffer and the function that releases it."""
+    held in memory) is read. Returns the buffer and the function that releases it.
+
+    ``all_decides``: every byte of the region decides the verdict (a protobuf or flatbuffer
+    graph): up to 16 MiB it is marked as read for the content identity (:func:`mark_read`)."""
+    if all_decides and length <= _MARK_WHOLE:
+        mark_read(f, start, length)
     try:
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both

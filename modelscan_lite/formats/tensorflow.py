@@ -53,7 +53,7 @@ from typing import Any, BinaryIO
 from ..model import Location
 from .base import Context
 from .protobuf import LEN, VARINT, ProtoError, fields, varint
-from .streams import MARK_WHOLE, Source, map_region, mark_read
+from .streams import Source, map_region
 
 MAX_STRING = 4096  # bytes of one name, path or attribute kept
 MAX_NODES = 4_000_000  # NodeDefs in one file (graph and functions together)
@@ -548,9 +548,7 @@ def scan_saved_model(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
     """A ``saved_model.pb``: every graph and function, op by op; saver, assets, Keras."""
-    if length <= MARK_WHOLE:  # a graph, not embedded weights: all of it decides the verdict
-        mark_read(f, start, length)
-    buf, release = map_region(f, start, length)
+    buf, release = map_region(f, start, length, all_decides=True)
     try:
         c = _Counter(ctx)
         try:
@@ -842,9 +840,7 @@ def scan_keras_metadata(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
     """``keras_metadata.pb``: each saved object's Keras JSON goes to the config checker."""
-    if length <= MARK_WHOLE:  # a graph, not embedded weights: all of it decides the verdict
-        mark_read(f, start, length)
-    buf, release = map_region(f, start, length)
+    buf, release = map_region(f, start, length, all_decides=True)
     try:
         c = _Counter(ctx)
         configs: list[tuple[str, str, Location]] = []
@@ -1112,9 +1108,7 @@ class _FB:
 def scan_tflite(
     f: BinaryIO, start: int, length: int, where: Location, ctx: Context, name: str = ""
 ) -> None:
-    if length <= MARK_WHOLE:  # a graph, not embedded weights: all of it decides the verdict
-        mark_read(f, start, length)
-    buf, release = map_region(f, start, length)
+    buf, release = map_region(f, start, length, all_decides=True)
     try:
         fb = _FB(buf, length, ctx)
         try:

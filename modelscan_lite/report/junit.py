@@ -130,8 +130,7 @@ def render_junit(report: Report) -> str:
         ("errors", str(len(report.errors))),
     ):
         _sub(props, "property", name=name, value=value)
-    owned = {f"{a.path}: {a.error}" for a in report.artifacts if a.error}
-    loose = [e for e in report.errors if e not in owned]
+    loose = report.loose_errors()
     for error in loose:
         case = _sub(run, "testcase", classname="modelscan-lite", name=error, time="0.000")
         _sub(case, "error", clean(error), type="scan-error", message=error)

@@ -164,11 +164,6 @@ def _dynamic_lines(report: Report) -> list[Line]:
     return out
 
 
-def file_errors(report: Report) -> set[str]:
-    """The report errors that are a file's own error (shown in that file's block)."""
-    return {f"{a.path}: {a.error}" for a in report.artifacts if a.error}
-
-
 def summary_line(report: Report) -> str:
     counts = Counter(f.severity for f in report.findings)
     scanned = len(report.artifacts)
@@ -211,8 +206,7 @@ def report_lines(report: Report, quiet: bool = False) -> list[Line]:
         out.extend(_skipped(report))
         out.extend(_dynamic_lines(report))
         out.extend((f"note: {n}", "yellow") for n in report.notes)
-    own = file_errors(report)
-    out.extend((f"error: {e}", "red") for e in report.errors if e not in own)
+    out.extend((f"error: {e}", "red") for e in report.loose_errors())
     out.append((summary_line(report), "bold"))
     # paths, members, keys, messages and evidence carry strings a file chose
     return [(neutralise(text), style) for text, style in out]
