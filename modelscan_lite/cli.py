@@ -30,21 +30,24 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 # imported late, so the list is repeated here and a test keeps the two equal)
 FORMAT_CHOICES = ("text", "json", "sarif", "github", "gitlab", "junit")
 
+# every command group: no completion install, help with no arguments, no rich tracebacks
+_GROUP: dict[str, Any] = {
+    "add_completion": False,
+    "no_args_is_help": True,
+    "pretty_exceptions_enable": False,
+    "rich_markup_mode": None,
+    "context_settings": {"help_option_names": ["-h", "--help"]},
+}
 app = typer.Typer(
-    name="modelscan-lite",
-    help="Check model files before anything loads them.",
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    name="modelscan-lite", help="Check model files before anything loads them.", **_GROUP
 )
 
 SCAN_EPILOG = """\b
 Examples:
   modelscan-lite scan model.pt                one file, by content
   modelscan-lite scan ./my-model/ -f sarif -o r.sarif
-  modelscan-lite scan hf://org/name@main      a Hugging Face repo
+  modelscan-lite scan hf://org/name@main      a Hugging Face repo, by range reads
+  modelscan-lite scan https://host/m.gguf     one URL, headers only
   modelscan-lite scan --hf-cache              every repo in the local HF cache
   modelscan-lite scan . --baseline b.json     known findings waived
   modelscan-lite rule P101                    what a finding means, how to fix it
@@ -107,7 +110,11 @@ def _split_ids(values: list[str] | None) -> tuple[str, ...] | None:
 def scan(
     paths: Annotated[
         list[str] | None,
-        typer.Argument(help="Files, directories, or hf://ORG/NAME[@REVISION] repos to scan."),
+        typer.Argument(
+            help="Files, directories, hf://ORG/NAME[@REVISION] repos (hf://datasets/...), "
+            "https:// URLs or s3:// gs:// az:// paths; remote ones are read by range "
+            "requests, never downloaded."
+        ),
     ] = None,
     output_format: Annotated[
         str,
@@ -170,6 +177,23 @@ def scan(
         bool,
         typer.Option(
             "--hf-cache", help="Scan every repo and revision in the local Hugging Face cache."
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Scan every file again: neither read nor write the result cache "
+            "(`modelscan-lite cache stats`).",
+        ),
+    ] = False,
+    download: Annotated[
+        bool,
+        typer.Option(
+            "--download",
+            help="Download each hf:// repo into the Hugging Face cache after its remote scan "
+            "fails nothing, and scan the download (for --dynamic); a repo that fails is not "
+            "downloaded.",
         ),
     ] = False,
     dynamic: Annotated[
@@ -284,6 +308,10 @@ def scan(
         cfg = _sandbox_overrides(cfg, dynamic, sandbox_backend, sandbox_timeout, trust_remote_code)
         if full_hash:
             cfg = replace(cfg, full_hash=True)
+        if download:
+            cfg = replace(cfg, download=True)
+        if no_cache:
+            cfg = replace(cfg, cache=False)
         if baseline is not None or write_baseline is not None or suppressions:
             from .waivers import with_cli_options
 
@@ -474,6 +502,29 @@ def rule(
     if found is None:
         raise _fail(f"no rule {rule_id!r}; `modelscan-lite rule` lists them")
     sys.stdout.write(render_rule(found))
+
+
+cache_app = typer.Typer(
+    help="The result cache: an unchanged file's result is reused (see scan --no-cache).",
+    **_GROUP,
+)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("stats")
+def cache_stats() -> None:
+    """Where the result cache is, how many results it holds, its size."""
+    from .result_cache import stats_text
+
+    sys.stdout.write(stats_text() + "\n")
+
+
+@cache_app.command("clear")
+def cache_clear() -> None:
+    """Remove every cached result."""
+    from .result_cache import clear_text
+
+    sys.stdout.write(clear_text() + "\n")
 
 
 @app.command()

@@ -5,9 +5,10 @@ Keys: ``select``, ``ignore`` (rule IDs or prefixes), ``fail-on`` (severity or ``
 glob with a ``/`` is matched against the path relative to the config file's folder, as ruff
 does, one without against the file name; an absolute glob against the absolute path),
 ``allow-globals`` (exact global names, ``module.Name`` or ``module:Qual.name``, added to the
-pickle allowlist), ``jobs``, ``executor`` (local or dask, see :mod:`.executors`); for the
-sandboxed loader ``dynamic`` (off, auto, require), ``sandbox-backend`` (auto, bwrap, namespaces,
-landlock), ``sandbox-timeout`` (seconds), ``sandbox-memory-mib`` and ``trust-remote-code``.
+pickle allowlist), ``jobs``, ``executor`` (local or dask, see :mod:`.executors`), ``cache``
+(false: no result cache, see :mod:`.result_cache`); for the sandboxed loader ``dynamic`` (off,
+auto, require), ``sandbox-backend`` (auto, bwrap, namespaces, landlock), ``sandbox-timeout``
+(seconds), ``sandbox-memory-mib`` and ``trust-remote-code``.
 
 Waivers (see :mod:`.waivers`): ``baseline`` (a baseline file written by ``--write-baseline``,
 relative to the config file's folder) and ``[[tool.modelscan-lite.suppress]]`` entries:
@@ -46,6 +47,7 @@ KEYS = {
     "trust-remote-code",
     "baseline",
     "suppress",
+    "cache",
 }
 DYNAMIC_MODES = ("off", "auto", "require")
 SANDBOX_BACKENDS = ("auto", "bwrap", "namespaces", "landlock")
@@ -85,6 +87,9 @@ class Config:
     dynamic: str = "off"
     # --hash: read every byte once more for the SHA-256 of each file (report field sha256)
     full_hash: bool = False
+    # the result cache (modelscan_lite.result_cache): an unchanged file's result is reused
+    # (off with --no-cache, ``cache = false`` or MODELSCAN_LITE_NO_CACHE)
+    cache: bool = True
     sandbox: SandboxOptions = field(default_factory=SandboxOptions)
     # waivers (modelscan_lite.waivers): a baseline file to read (a relative path is taken
     # from the working directory; the pyproject key from the config file's folder), one to
@@ -96,6 +101,10 @@ class Config:
     # Dask scheduler address (None: a LocalCluster the scan starts)
     executor: str = "local"
     scheduler: str | None = None
+    # remote files (modelscan_lite.remote) scanned at once: threads waiting on the network
+    remote_jobs: int = 32
+    # --download: fetch hf:// repos into the Hugging Face cache (after a clean remote scan)
+    download: bool = False
 
     def merged(self, **overrides: Any) -> Config:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
@@ -184,6 +193,10 @@ def from_table(table: dict[str, Any], source: str) -> Config:
         if not isinstance(table["jobs"], int) or table["jobs"] < 0:
             raise ConfigError(f"{source}: jobs must be a whole number >= 0")
         cfg = replace(cfg, jobs=table["jobs"])
+    if "cache" in table:
+        if not isinstance(table["cache"], bool):
+            raise ConfigError(f"{source}: cache must be true or false")
+        cfg = replace(cfg, cache=table["cache"])
     if "executor" in table:
         try:
             cfg = replace(cfg, executor=check_choice(table["executor"], EXECUTORS, "executor"))

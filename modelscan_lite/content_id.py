@@ -78,7 +78,8 @@ def open_logged(path: str) -> ReadLog:
     return ReadLog(raw)
 
 
-def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(start, length)`` ranges sorted, overlapping and touching ones joined."""
     out: list[list[int]] = []
     for start, n in sorted(ranges):
         end = start + n
@@ -91,10 +92,15 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def read_id(f: ReadLog, size: int) -> str:
     """``read-sha256:`` of what the scan read from ``f`` (re-read from the page cache)."""
+    return ranges_id(f.fileno(), size, f.ranges)
+
+
+def ranges_id(fd: int, size: int, ranges: list[tuple[int, int]]) -> str:
+    """``read-sha256:`` of the file ``fd`` of ``size`` bytes over ``ranges``, re-read now:
+    the one place the identity is computed (the result cache re-checks a file with it)."""
     digest = hashlib.sha256(f"size {size}\n".encode())
     budget = _MAX_REHASH
-    fd = f.fileno()
-    for start, n in _merged(f.ranges):
+    for start, n in merge_ranges(ranges):
         digest.update(f"{start}+{n}\n".encode())
         take = min(n, budget)
         pos = start
@@ -111,8 +117,13 @@ def read_id(f: ReadLog, size: int) -> str:
 
 def full_sha256(f: ReadLog) -> str:
     """The SHA-256 of the whole file (``--hash``), read in 1 MiB chunks."""
+    return fd_sha256(f.fileno())
+
+
+def fd_sha256(fd: int) -> str:
+    """The SHA-256 of every byte of the open file ``fd``, read in 1 MiB chunks."""
     digest = hashlib.sha256()
-    fd, pos = f.fileno(), 0
+    pos = 0
     while chunk := os.pread(fd, 1 << 20, pos):
         digest.update(chunk)
         pos += len(chunk)

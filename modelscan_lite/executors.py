@@ -30,10 +30,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import EXECUTORS, Config, ConfigError
-from .model import ArtifactResult
+from .model import ArtifactResult, Report
 
 if TYPE_CHECKING:
     from .engine import Policy
@@ -227,6 +228,28 @@ def scan_batch(
         return [scan_file(p, policy, config) for p in paths]
 
 
+def scan_remote_target(target: str, config: Config, versions: tuple[str, str]) -> Report:
+    """The Dask task for a remote target (``hf://``, ``https://``...): the whole
+    ``scan_paths`` on a worker, which reads the target by ranges itself. A worker with another
+    tool or rules version gives a report with one error instead."""
+    from .scanner import scan_paths
+
+    mine = _versions()
+    if mine != versions:
+        return Report(
+            mine[0],
+            mine[1],
+            (),
+            config.fail_on,
+            (),
+            errors=(
+                f"{target}: the Dask worker runs modelscan-lite {mine[0]} (rules {mine[1]}), "
+                f"this scan {versions[0]} (rules {versions[1]}): not scanned",
+            ),
+        )
+    return scan_paths([target], replace(config, executor="local", scheduler=None))
+
+
 def _config_key(config: Config) -> str:
     import hashlib
     import pickle
@@ -323,6 +346,15 @@ class DaskExecutor:
                 future.release()
         feed.end()
         return [r for batch in slots if batch is not None for r in batch]
+
+    def remote_report(self, target: str, config: Config) -> Report:
+        """A remote target scanned on a worker (:func:`scan_remote_target`)."""
+        future = self.client.submit(scan_remote_target, target, config, _versions(), pure=False)
+        try:
+            report: Report = future.result()
+        finally:
+            future.release()
+        return report
 
     def close(self) -> None:
         try:

@@ -1,10 +1,13 @@
 """Scanning a fleet of targets into a partitioned dataset: :func:`scan_fleet`.
 
-Each target (a local folder or file; remote URLs come later and are refused for now) is
-scanned as ``modelscan-lite scan TARGET`` would, on one executor opened once for the whole
-fleet (:mod:`.executors`: in this process or a process pool, or a Dask cluster, where several
-targets are in flight at once). Every artifact becomes one row: the JSON report's artifact
-object (:func:`~.report.json_report.artifact_dict`) plus ``target``, the target it came from.
+Each target (a local folder or file, or a remote repo or URL: ``hf://``, ``https://``,
+``s3://``...) is scanned as ``modelscan-lite scan TARGET`` would, on one executor opened once
+for the whole fleet (:mod:`.executors`: in this process or a process pool, or a Dask cluster,
+where several targets are in flight at once). Remote targets are read by range requests
+(:mod:`.remote`), several at once: by threads of this process, or on Dask by the workers
+themselves (each remote target is one task). Every artifact becomes one row: the JSON
+report's artifact object (:func:`~.report.json_report.artifact_dict`) plus ``target``, the
+target it came from.
 Rows go out in target order, then report order, into partitions of ``partition_size`` rows:
 ``part-00000.jsonl`` (one JSON object a line) or ``part-00000.parquet`` (needs pyarrow), each
 written whole or not at all (a temp file, then a rename). ``manifest.json``, written last,
@@ -34,10 +37,11 @@ FORMATS = ("jsonl", "parquet")
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 FLEET_THREADS_PER_WORKER = 2  # targets in flight per Dask worker
+REMOTE_TARGETS_IN_FLIGHT = 8  # remote targets read at once by one process
 
 
 class FleetError(ValueError):
-    """Bad fleet arguments (a remote target, an unknown format, a used output folder)."""
+    """Bad fleet arguments (an unknown format, a used output folder)."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +107,6 @@ def scan_fleet(
         _require_pyarrow()
     if partition_size < 1:
         raise FleetError("partition_size must be at least 1")
-    remote = [t for t in targets if "://" in t]
-    if remote:
-        raise FleetError(
-            f"remote targets are not supported yet ({remote[0]}): give local folders or files"
-        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     used = sorted(p.name for p in out.iterdir() if p.name.startswith("part-") or p.name == MANIFEST)
@@ -150,21 +149,34 @@ def scan_fleet(
 
 def _reports(targets: list[str], cfg: Config, ex: Executor) -> Iterator[Report]:
     """Each target's report, in target order. On Dask several targets are in flight (the
-    client is thread-safe and the workers are busy across targets); locally one at a time
-    (the process pool parallelises within a target)."""
+    client is thread-safe and the workers are busy across targets), a remote one as a task of
+    its own on a worker; locally, remote targets are read several at once by threads while
+    local ones are scanned one at a time (the process pool parallelises within a target)."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from .remote import is_remote
     from .scanner import scan_paths
 
+    dask = ex.name == "dask"
+
     def one(target: str) -> Report:
+        if dask and is_remote(target):
+            return ex.remote_report(target, cfg)  # type: ignore[attr-defined,no-any-return]
         return scan_paths([target], cfg, executor=ex)
 
-    if ex.name != "dask" or len(targets) < 2:
+    if dask:
+        workers = max(2, getattr(ex, "workers", lambda: 1)() * FLEET_THREADS_PER_WORKER)
+    else:
+        workers = REMOTE_TARGETS_IN_FLIGHT if any(is_remote(t) for t in targets) else 1
+    if workers == 1 or len(targets) < 2:
         yield from map(one, targets)
         return
-    from concurrent.futures import ThreadPoolExecutor
-
-    workers = getattr(ex, "workers", lambda: 1)()
-    with ThreadPoolExecutor(max_workers=max(2, workers * FLEET_THREADS_PER_WORKER)) as pool:
-        yield from pool.map(one, targets)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: list[Future[Report] | str] = [
+            pool.submit(one, t) if dask or is_remote(t) else t for t in targets
+        ]
+        for item in pending:
+            yield one(item) if isinstance(item, str) else item.result()
 
 
 def _require_pyarrow() -> None:

@@ -21,12 +21,9 @@ from dataclasses import dataclass, field, replace
 
 from .engine import fingerprint
 from .model import ArtifactResult, Finding, Location
+from .remote import RemoteError as RemoteError  # raised here, defined there
 
 REPO_KINDS = ("models--", "datasets--", "spaces--")
-
-
-class RemoteError(Exception):
-    """A remote repo could not be fetched (missing extra, network, unknown repo)."""
 
 
 def cache_dir() -> str:
@@ -47,10 +44,11 @@ class Snapshot:
     files: dict[str, str] = field(default_factory=dict)  # relative path -> blob path
     escapes: list[tuple[str, str]] = field(default_factory=list)  # (relative path, target)
     missing: list[str] = field(default_factory=list)  # links whose blob is absent
+    label: str | None = None  # the name findings carry, when not ``hf://REPO@REVISION``
 
     @property
     def display(self) -> str:
-        return f"hf://{self.repo_id}@{self.revision}"
+        return self.label or f"hf://{self.repo_id}@{self.revision}"
 
 
 def repo_id_of(folder: str) -> str | None:
@@ -104,14 +102,21 @@ def cache_blobs_of(folder: str) -> str | None:
     """The real ``blobs`` folder of the cached repo whose snapshot holds ``folder`` (a path as
     named, links not resolved), or ``None`` outside a cache layout. Inside one, a file named
     in a snapshot is a link into that folder, and loaders follow it."""
-    parts = os.path.abspath(folder).split(os.sep)
-    for i in range(len(parts) - 2, 0, -1):
-        if parts[i] != "snapshots" or not parts[i - 1].startswith(REPO_KINDS):
-            continue
-        blobs = os.path.join(os.sep.join(parts[:i]) or os.sep, "blobs")
+    for blobs in blobs_candidates(folder):
         if os.path.isdir(blobs):
             return os.path.realpath(blobs)
     return None
+
+
+def blobs_candidates(folder: str) -> list[str]:
+    """The ``blobs`` folders :func:`cache_blobs_of` looks for, innermost first: one per
+    ``<kind>--<name>/snapshots/`` in the path (none outside a cache layout)."""
+    parts = os.path.abspath(folder).split(os.sep)
+    return [
+        os.path.join(os.sep.join(parts[:i]) or os.sep, "blobs")
+        for i in range(len(parts) - 2, 0, -1)
+        if parts[i] == "snapshots" and parts[i - 1].startswith(REPO_KINDS)
+    ]
 
 
 def in_cache_blobs(real: str, blobs: str | None) -> bool:

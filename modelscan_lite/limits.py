@@ -68,6 +68,10 @@ class Limits:
     max_vocab_lines: int = 1_000_000
     # wall clock for one file on disk, members included
     max_seconds: float = 300.0
+    # a remote file (modelscan_lite.remote): range requests and bytes fetched for it; a
+    # scan reads headers, zip directories and pickles (hundreds of KB for any model size)
+    max_remote_requests: int = 512
+    max_remote_bytes: int = 256 * MiB
 
 
 class Deadline:

@@ -163,6 +163,9 @@ class ArtifactResult:
     dynamic: DynamicRun | None = None
     # the format ids from the outside in (``("gzip", "pickle")`` for ``gzip+pickle``)
     layers: tuple[str, ...] = ()
+    # a remote file (read by range requests): bytes fetched and requests made; None locally
+    fetched: int | None = None
+    requests: int | None = None
     # name -> (dtype, shape) of the file's tensors, from its one parse: the repo analysis
     # reads these instead of the weights file (not part of any report)
     tensors: TensorTable | None = field(default=None, compare=False, repr=False)

@@ -7,11 +7,12 @@ inside a parser becomes a finding (X904) for that file and never stops the other
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from . import __version__
 from .config import Config, check_rule_ids
@@ -19,13 +20,16 @@ from .content_id import full_sha256, open_logged, read_id
 from .engine import Policy, load_rules
 from .formats.base import Context
 from .formats.dispatch import dispatch_file
-from .formats.streams import DecompressBudget
+from .formats.streams import BudgetExceeded, DecompressBudget
 from .limits import Deadline
 from .model import ArtifactResult, Fact, Finding, Location, Report, TensorTable
+from .remote import is_remote
+from .result_cache import open_cache, settings_key
 
 if TYPE_CHECKING:
     from .executors import Executor
     from .hfcache import Snapshot
+    from .remote.scan import RemoteScan
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".mypy_cache", ".ruff_cache"})
 
@@ -176,31 +180,76 @@ def new_context(policy: Policy, config: Config) -> Context:
 
 
 def scan_file(path: str, policy: Policy, config: Config) -> ArtifactResult:
-    """Scan one file on disk; never raises for anything the file contains."""
+    """Scan one file on disk; never raises for anything the file contains. With
+    ``config.cache`` the result of an unchanged file comes from the result cache, and a new
+    one goes into it (:mod:`.result_cache`)."""
     started = time.perf_counter()
-    ctx = new_context(policy, config)
+    cache = open_cache(config)
+    settings = settings_key(policy, config) if cache is not None else ""
+    if cache is not None and (hit := cache.lookup(path, settings)) is not None:
+        return hit
+    try:
+        f = open_logged(path)
+    except OSError as exc:
+        return _unreadable(path, 0, exc, started)
+    with f:
+        try:
+            opened = os.fstat(f.fileno())
+        except OSError as exc:
+            return _unreadable(path, 0, exc, started)
+        size = opened.st_size
+
+        def identity() -> tuple[str | None, str]:
+            if config.full_hash:
+                sha256 = full_sha256(f)
+                return sha256, f"sha256:{sha256}"
+            return None, read_id(f, size)
+
+        ctx = new_context(policy, config)
+        result = scan_reader(f, size, path, policy, config, identity, started, ctx)
+        if cache is not None:
+            cache.store(path, settings, result, f.ranges, ctx, opened=opened)
+        return result
+
+
+def _unreadable(path: str, size: int, exc: OSError, started: float) -> ArtifactResult:
+    return ArtifactResult(
+        path,
+        "unknown",
+        size,
+        error=f"cannot read: {exc.strerror or exc}",
+        seconds=time.perf_counter() - started,
+    )
+
+
+def scan_reader(
+    f: BinaryIO,
+    size: int,
+    path: str,
+    policy: Policy,
+    config: Config,
+    identity: Callable[[], tuple[str | None, str | None]],
+    started: float,
+    ctx: Context | None = None,
+) -> ArtifactResult:
+    """Scan the ``size`` bytes of the open file ``f``, reported as ``path``: a file on disk
+    or a remote one read by ranges (:mod:`.remote`). ``identity`` gives (sha256, content_id)
+    once the parsers are done. ``ctx``: the parse context to use (a new one by default), for
+    a caller that needs it afterwards (the result cache: consulted paths, facts). Never
+    raises for anything the bytes contain; an OSError (a read that failed) is the result's
+    error."""
+    ctx = ctx if ctx is not None else new_context(policy, config)
     where = Location(path)
-    size = 0
     sha256 = content = None
     try:
-        with open_logged(path) as f:
-            size = os.fstat(f.fileno()).st_size
-            try:
-                dispatch_file(f, 0, size, where, ctx, path)
-            finally:
-                if config.full_hash:
-                    sha256 = full_sha256(f)
-                    content = f"sha256:{sha256}"
-                else:
-                    content = read_id(f, size)
+        try:
+            dispatch_file(f, 0, size, where, ctx, path)
+        finally:
+            sha256, content = identity()
     except OSError as exc:
-        return ArtifactResult(
-            path,
-            "unknown",
-            size,
-            error=f"cannot read: {exc.strerror or exc}",
-            seconds=time.perf_counter() - started,
-        )
+        return _unreadable(path, size, exc, started)
+    except BudgetExceeded as exc:  # a budget of the reader itself (a remote file's requests)
+        ctx.anomaly(exc.what, where, exc.detail)
     except RecursionError:
         ctx.anomaly("internal-error", where, "nesting too deep for the scanner")
     except Exception as exc:
@@ -240,14 +289,15 @@ def scan_repo(
     config: Config,
     tables: Mapping[str, TensorTable | None],
     extra: Sequence[Fact] = (),
+    ctx: Context | None = None,
 ) -> ArtifactResult:
     """Cross-file analysis of one Hugging Face repo folder, as one artifact. ``tables``: the
     tensor tables the file scan recorded (absolute path -> table); no weights file is read
-    again."""
+    again. ``ctx``: the parse context to use (for the result cache)."""
     from .repo import analyze_repo, looks_like_repo
 
     started = time.perf_counter()
-    ctx = new_context(policy, config)
+    ctx = ctx if ctx is not None else new_context(policy, config)
     ctx.weight_tables = tables
     ctx.facts.extend(extra)
     try:
@@ -257,6 +307,35 @@ def scan_repo(
         ctx.anomaly("internal-error", Location(root), f"{type(exc).__name__}: {exc}")
     findings = tuple(policy.findings(ctx.facts))
     return ArtifactResult(root, "hf-repo", 0, findings, seconds=time.perf_counter() - started)
+
+
+def scan_repo_cached(
+    root: str,
+    policy: Policy,
+    config: Config,
+    tables: Mapping[str, TensorTable | None],
+) -> ArtifactResult:
+    """:func:`scan_repo` of a local folder, from the result cache when nothing below the
+    folder changed (:func:`.result_cache.folder_state`: names, links, stat identities),
+    under the same settings, named the same way from the same working directory."""
+    cache = open_cache(config)
+    if cache is None:
+        return scan_repo(root, policy, config, tables)
+    from .result_cache import folder_state
+
+    began = time.time_ns()
+    state = folder_state(root, began)
+    settings = settings_key(policy, config)
+    name = f"{os.getcwd()}\0{root}"
+    if state is not None:
+        hit = cache.lookup_content(f"folder:{state}", name, "", settings)
+        if hit is not None:
+            return hit
+    ctx = new_context(policy, config)
+    result = scan_repo(root, policy, config, tables, ctx=ctx)
+    if state is not None and folder_state(root, began) == state:  # unchanged meanwhile
+        cache.store_content(f"folder:{state}", name, "", settings, result, ctx)
+    return result
 
 
 # progress(current file or None at the end, files done, files, bytes done, bytes): called
@@ -314,7 +393,7 @@ def _snapshot_results(
 ) -> list[ArtifactResult]:
     """A cached or downloaded snapshot: its files and repo findings, under ``hf://`` names."""
     from .hfcache import relocate
-    from .repo import looks_like_repo
+    from .repo import find_repos
 
     out = [
         _with_blob_id(
@@ -344,16 +423,22 @@ def _snapshot_results(
         )
         for rel in snap.missing
     ]
-    if looks_like_repo(snap.path) or extra:
-        tables = {
-            os.path.abspath(os.path.join(snap.path, rel)): by_path[
-                scanned_as[os.path.join(snap.path, rel)]
-            ].tensors
-            for rel in snap.files
-        }
-        repo = scan_repo(snap.path, policy, config, tables, extra)
+    # every repo folder of the snapshot, as for a local folder (a diffusers pipeline has one
+    # per component); the cache's own findings go with the top
+    roots = find_repos(snap.path)
+    if extra and snap.path not in roots:
+        roots.insert(0, snap.path)
+    tables = {
+        os.path.abspath(os.path.join(snap.path, rel)): by_path[
+            scanned_as[os.path.join(snap.path, rel)]
+        ].tensors
+        for rel in snap.files
+    }
+    for root in roots:
+        repo = scan_repo(root, policy, config, tables, extra if root == snap.path else ())
+        display = snap.display + root[len(snap.path) :].replace(os.sep, "/")
         moved = tuple(_prefix(f, snap.path, snap.display) for f in repo.findings)
-        out.append(ArtifactResult(snap.display, "hf-repo", 0, moved, seconds=repo.seconds))
+        out.append(ArtifactResult(display, "hf-repo", 0, moved, seconds=repo.seconds))
     return out
 
 
@@ -384,12 +469,16 @@ def _files_alone(
     own, with the findings a folder scan gives them. Returns the results and those files."""
     if not any(r.format == "text" for r in results):
         return results, []  # nothing to analyse: the repo modules are not even imported
-    from .repo import analyze_file, reads
+    from .repo import analyze_file, read_by_any
 
     out: list[ArtifactResult] = []
     alone: list[str] = []
     for result in results:
-        if result.format != "text" or any(reads(root, result.path) for root in analysed):
+        if (
+            result.format != "text"
+            or is_remote(result.path)  # a repo's file (remote or cached): its repo was analysed
+            or read_by_any(analysed, result.path)
+        ):
             out.append(result)
             continue
         started = time.perf_counter()
@@ -417,16 +506,12 @@ def _files_alone(
     return out, alone
 
 
-def _read_by_repo(result: ArtifactResult, roots: list[str]) -> ArtifactResult:
+def _read_by_repo(result: ArtifactResult, roots: set[str]) -> ArtifactResult:
     """Text files of an analysed repo (config, tokenizer, templates, code) are not skipped:
     the repo analysis read them."""
-    from .repo import reads
+    from .repo import read_by_any
 
-    if (
-        result.skipped
-        and result.format == "text"
-        and any(reads(root, result.path) for root in roots)
-    ):
+    if result.skipped and result.format == "text" and read_by_any(roots, result.path):
         from dataclasses import replace
 
         return replace(result, skipped="read by the repo analysis, see its hf-repo entry")
@@ -445,14 +530,18 @@ def scan_paths(
     one ``config.executor`` names, opened for this scan."""
     started = time.perf_counter()
     errors: list[str] = []
+    notes: list[str] = []
     snaps: list[Snapshot] = []
-    for spec in (p for p in paths if p.startswith("hf://")):
-        from .hfcache import RemoteError, download  # only for hf:// and the HF cache
+    remote_specs = [p for p in paths if is_remote(p)]
+    if _hub_offline():  # HF_HUB_OFFLINE: an hf:// repo is scanned from the local cache
+        from .hfcache import RemoteError, download
 
-        try:
-            snaps.append(download(spec))
-        except RemoteError as exc:
-            errors.append(str(exc))
+        for spec in (p for p in remote_specs if p.startswith("hf://")):
+            try:
+                snaps.append(download(spec))
+            except RemoteError as exc:
+                errors.append(f"{exc} (HF_HUB_OFFLINE is set: only the local cache is read)")
+        remote_specs = [p for p in remote_specs if not p.startswith("hf://")]
     if hf_cache:
         from .hfcache import cache_dir, snapshots
 
@@ -460,10 +549,8 @@ def scan_paths(
         if not os.path.isdir(cache):
             errors.append(f"{cache}: no Hugging Face cache here (set HF_HUB_CACHE or HF_HOME)")
         snaps.extend(snapshots(cache))
-    local = [p for p in paths if not p.startswith("hf://")]
-    notes: list[str] = []
+    local = [p for p in paths if not is_remote(p)]
     files = list(dict.fromkeys(iter_files(local, errors, notes)))
-    scanned_as = _cache_representatives(snaps)
     ruleset = load_rules()
     policy = build_policy(config)
     waiving = bool(config.suppress or config.baseline or config.write_baseline)
@@ -471,21 +558,44 @@ def scan_paths(
         from .waivers import prepare
 
         baseline = prepare(config)
-    todo = list(dict.fromkeys(files + list(scanned_as.values())))
-    by_path = _scan_all(todo, policy, config, progress, executor)
-    results = [by_path[f] for f in files]
-    for snap in snaps:
-        results.extend(_snapshot_results(snap, by_path, scanned_as, policy, config))
-    analysed: set[str] = set()
-    tables = {os.path.abspath(p): r.tensors for p, r in by_path.items()}
-    for path in local:
-        if os.path.isdir(path):
-            from .repo import find_repos
+    with contextlib.ExitStack() as cleanup:
+        remote_results: list[ArtifactResult] = []
+        remote_snaps: list[Snapshot] = []
+        by_remote: dict[str, ArtifactResult] = {}
+        if remote_specs:  # read by ranges, never downloaded (modelscan_lite.remote)
+            from .remote.scan import Skeletons, scan_remote
 
-            roots = find_repos(path)
-            analysed.update(os.path.abspath(r) for r in roots)
-            results = [_read_by_repo(r, roots) for r in results]
-            results.extend(scan_repo(root, policy, config, tables) for root in roots)
+            skeletons = Skeletons()
+            cleanup.callback(skeletons.close)
+            remote = scan_remote(remote_specs, policy, config, skeletons, progress)
+            errors.extend(remote.errors)
+            if config.download:
+                remote_snaps, downloaded = _download_clean(remote, policy, config, notes, errors)
+                snaps.extend(downloaded)
+            else:
+                remote_snaps = remote.snapshots
+            kept = {os.path.join(s.path, rel) for s in remote_snaps for rel in s.files}
+            by_remote = {p: r for p, r in remote.by_path.items() if p in kept}
+            remote_results = list(remote.singles) if not config.download else []
+        scanned_as = _cache_representatives(snaps)
+        todo = list(dict.fromkeys(files + list(scanned_as.values())))
+        by_path = _scan_all(todo, policy, config, progress, executor)
+        by_path.update(by_remote)
+        scanned_as.update({p: p for p in by_remote})
+        results = [by_path[f] for f in files] + remote_results
+        for snap in snaps + remote_snaps:
+            results.extend(_snapshot_results(snap, by_path, scanned_as, policy, config))
+        analysed: set[str] = set()
+        tables = {os.path.abspath(p): r.tensors for p, r in by_path.items()}
+        for path in local:
+            if os.path.isdir(path):
+                from .repo import find_repos
+
+                roots = find_repos(path)
+                absolute = {os.path.abspath(r) for r in roots}
+                analysed.update(absolute)
+                results = [_read_by_repo(r, absolute) for r in results]
+                results.extend(scan_repo_cached(root, policy, config, tables) for root in roots)
     results, alone = _files_alone(results, analysed, policy, config)
     if alone:
         notes.append(
@@ -517,6 +627,50 @@ def scan_paths(
     return report
 
 
+def _hub_offline() -> bool:
+    """huggingface_hub's offline switch (its own parsing of ``HF_HUB_OFFLINE``)."""
+    value = os.environ.get("HF_HUB_OFFLINE", "").strip().upper()
+    return value in ("1", "ON", "YES", "TRUE")
+
+
+def _download_clean(
+    remote: RemoteScan,
+    policy: Policy,
+    config: Config,
+    notes: list[str],
+    errors: list[str],
+) -> tuple[list[Snapshot], list[Snapshot]]:
+    """``--download``: each ``hf://`` repo whose remote scan fails nothing is downloaded into
+    the Hugging Face cache and scanned there (as before range reads); one that fails stays
+    remote, with a note. Returns (snapshots kept remote, snapshots downloaded)."""
+    from .hfcache import RemoteError, download
+
+    kept: list[Snapshot] = []
+    downloaded: list[Snapshot] = []
+    for snap in remote.snapshots:
+        own = [r for p, r in remote.by_path.items() if p.startswith(snap.path + os.sep)]
+        failing = [
+            f
+            for r in own
+            for f in r.findings
+            if config.fail_on is not None and f.severity >= config.fail_on
+        ]
+        if failing or any(r.error for r in own) or not snap.display.startswith("hf://"):
+            kept.append(snap)
+            if snap.display.startswith("hf://"):
+                notes.append(
+                    f"{snap.display}: not downloaded (--download): its remote scan has "
+                    f"{len(failing)} failing finding(s) or errors"
+                )
+            continue
+        try:
+            downloaded.append(download(f"hf://{snap.repo_id}@{snap.revision}"))
+        except RemoteError as exc:
+            errors.append(str(exc))
+            kept.append(snap)
+    return kept, downloaded
+
+
 def _degraded_evidence(results: list[ArtifactResult]) -> list[str]:
     """A note when fickling could not be imported (once, with the reason): the verdicts stand,
     but the decompiled evidence is missing, and a broken install is never silent."""
@@ -540,10 +694,19 @@ def _dynamic(
     """``--dynamic``: the sandboxed loads, after the static scan (see :mod:`.sandbox`)."""
     from .sandbox import SandboxUnavailable, run_dynamic
 
-    try:
-        return run_dynamic(
-            results, policy, config.sandbox, config.jobs or os.cpu_count() or 1, real
+    remote = {i for i, r in enumerate(results) if is_remote(r.path) and r.path not in real}
+    if remote:  # read by ranges: nothing on disk to load
+        message = (
+            f"dynamic analysis skipped for {len(remote)} remote file(s) read by ranges: a "
+            "sandboxed load needs the files on disk (hf:// with --download)"
         )
+        (errors if config.dynamic == "require" else notes).append(message)
+    local = [r for r in results if not (is_remote(r.path) and r.path not in real)]
+    try:
+        loaded = iter(
+            run_dynamic(local, policy, config.sandbox, config.jobs or os.cpu_count() or 1, real)
+        )
+        return [r if i in remote else next(loaded) for i, r in enumerate(results)]
     except SandboxUnavailable as exc:
         if config.dynamic == "require":
             errors.append(f"--dynamic require: no sandbox backend can run here ({exc})")

@@ -1,8 +1,14 @@
-"""Shared fixtures: the no-load tripwire, the repo paths, and a CLI runner.
+"""Shared fixtures: the no-load tripwire, a private user cache per test, the repo paths, and
+a CLI runner.
 
 The tripwire makes every API that deserializes an artifact (``pickle.load(s)``,
 ``pickle.Unpickler``, ``torch.load``, ``joblib.load``, ``numpy.load``) raise in every test
 outside ``tests/sandbox``: a scanner path that reaches one of them fails loudly.
+
+Every test gets its own ``XDG_CACHE_HOME`` (inherited by the CLI subprocesses it runs), so no
+test reuses another's cached scan results (``modelscan_lite.result_cache``) or the user's. It
+starts with the rules caches one warm-up scan of the session wrote (linked, not copied), so a
+CLI run does not parse the rule files again.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ import concurrent.futures.process  # noqa: F401 - bind multiprocessing's own loa
 import multiprocessing.reduction  # noqa: F401
 import os
 import pickle
+import shutil
 import socket
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 
 import fickling.fickle  # noqa: F401 - it subclasses pickle.Unpickler at import: before the tripwire
@@ -62,6 +70,48 @@ def no_load_tripwire(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
         mod = sys.modules.get(modname)
         if mod is not None and hasattr(mod, attr):
             monkeypatch.setattr(mod, attr, _trip(f"{modname}.{attr}"))
+
+
+@pytest.fixture(scope="session")
+def _warm_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user cache folder holding what a first scan writes besides results (the rule files
+    parsed and checked, the allowlist records)."""
+    base = tmp_path_factory.mktemp("user-cache")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "modelscan_lite",
+            "scan",
+            "-q",
+            str(SAMPLES / "P101" / "bad-builtin-py2-alias.pkl"),
+        ],
+        env={**os.environ, "XDG_CACHE_HOME": str(base), "MODELSCAN_LITE_NO_PROGRESS": "1"},
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    return base / "modelscan-lite"
+
+
+_cache_dirs = count()
+
+
+@pytest.fixture(autouse=True)
+def private_user_cache(
+    _warm_cache: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``XDG_CACHE_HOME`` of this test alone, seeded with the warm rules caches."""
+    home = tmp_path_factory.getbasetemp() / "user-caches" / str(next(_cache_dirs))
+    mine = home / "modelscan-lite"
+    mine.mkdir(parents=True)
+    for entry in _warm_cache.glob("*"):
+        if entry.is_file() and not entry.name.startswith("results."):
+            try:
+                os.link(entry, mine / entry.name)
+            except OSError:
+                shutil.copyfile(entry, mine / entry.name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
 
 
 def run_cli(

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from ..limits import Deadline, Limits
 from ..model import Fact, Location, TensorTable
 from .streams import DecompressBudget
+
+
+def _open_file(path: str) -> BinaryIO:
+    return open(path, "rb")  # the caller closes it
 
 
 @dataclass(slots=True)
@@ -29,6 +34,28 @@ class Context:
     tensors: TensorTable | None = None
     # for the repo analysis: absolute path -> the tensor table the file scan recorded
     weight_tables: Mapping[str, TensorTable | None] = field(default_factory=dict)
+    # paths of other files and folders the parsers looked at (a file's external data, the
+    # weights beside it, a Hugging Face cache's blobs folder): the result cache records
+    # their state with the result and re-checks it on a hit (:mod:`..result_cache`)
+    consulted: list[str] = field(default_factory=list)
+    # opens another file whose bytes a parser reads (a Core ML package's weights): the file
+    # on disk, or for a remote scan the remote file at that place (remote.scan)
+    open_sibling: Callable[[str], BinaryIO] = field(default=_open_file)
+
+    def consult(self, path: str) -> None:
+        """The verdict depends on ``path`` (another file than the one scanned, or a folder):
+        whether it exists, where links take it, its size or bytes. Call it at every such
+        look, before looking."""
+        self.consulted.append(path)
+
+    def cache_blobs(self, folder: str) -> str | None:
+        """:func:`~modelscan_lite.hfcache.cache_blobs_of`, each ``blobs`` folder it looks
+        for consulted."""
+        from ..hfcache import blobs_candidates, cache_blobs_of
+
+        for blobs in blobs_candidates(folder):
+            self.consult(blobs)
+        return cache_blobs_of(folder)
 
     def tensor_table(self, where: Location, table: TensorTable) -> None:
         """Record tensors read at ``where``: kept only for the file itself or the one pickle

@@ -706,13 +706,14 @@ def _out_of_range(where: Location, ctx: Context, op: str, message: str) -> None:
 def _check_local(rel: str, offsets: list[tuple[int, str]], where: Location, ctx: Context) -> None:
     """The weights file beside a model scanned from disk: each referenced blob's metadata
     must carry the sentinel and its data must lie inside the file."""
-    from ..hfcache import cache_blobs_of, in_cache_blobs
+    from ..hfcache import in_cache_blobs
 
     base = os.path.dirname(os.path.abspath(where.path))
     target = os.path.join(base, rel)
+    ctx.consult(target)
     real = os.path.realpath(target)
     # in a Hugging Face cache snapshot every file is a link into the repo's blobs
-    cached = in_cache_blobs(real, cache_blobs_of(base))
+    cached = in_cache_blobs(real, ctx.cache_blobs(base))
     if not real.startswith(os.path.realpath(base) + os.sep) and not cached:
         ctx.emit(
             "coreml.path-escape",
@@ -723,11 +724,11 @@ def _check_local(rel: str, offsets: list[tuple[int, str]], where: Location, ctx:
         )
         return
     try:
-        fh = open(target, "rb")  # noqa: SIM115
+        fh = ctx.open_sibling(target)
     except OSError:
         return  # not beside the model (a bare .mlmodel): nothing to compare
     with fh:
-        size = os.fstat(fh.fileno()).st_size
+        size = fh.seek(0, os.SEEK_END)
         bad = 0
         for offset, op in sorted(offsets):
             if ctx.deadline.expired():

@@ -21,12 +21,13 @@ from __future__ import annotations
 import itertools
 import re
 import struct
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from ..limits import Deadline
 from ..model import Location
 from .base import Context
-from .streams import map_region, mark_read
+from .streams import map_region, mark_read, unpacker
 
 # ggml type id -> (name, block size, bytes per block); None marks ids removed from ggml
 GGML_TYPES: dict[int, tuple[str, int, int] | None] = {
@@ -104,10 +105,11 @@ class GGUFError(Exception):
 
 
 class _Reader:
-    __slots__ = ("buf", "deadline", "end", "pos", "prefix", "wide")
+    __slots__ = ("buf", "deadline", "end", "pos", "prefix", "unpackers", "wide")
 
     def __init__(self, buf: Any, end: int, big_endian: bool, deadline: Deadline) -> None:
         self.buf = buf
+        self.unpackers: dict[str, Callable[[int], tuple[Any, ...]]] = {}
         self.end = end
         self.pos = 0
         self.prefix = ">" if big_endian else "<"
@@ -131,7 +133,10 @@ class _Reader:
     def scalar(self, code: str, what: str) -> Any:
         size = struct.calcsize(code)
         self.need(size, what)
-        (value,) = struct.unpack_from(self.prefix + code, self.buf, self.pos)
+        unpack = self.unpackers.get(code)
+        if unpack is None:
+            unpack = self.unpackers[code] = unpacker(struct.Struct(self.prefix + code), self.buf)
+        (value,) = unpack(self.pos)
         self.pos += size
         return value
 
@@ -189,14 +194,14 @@ def _value(r: _Reader, vtype: int, what: str, depth: int = 0) -> Any:
             # The hot loop of a large vocabulary: lengths are read without per-item bounds
             # checks (struct.error marks a read past the end, one check after the loop
             # catches a last string that overshoots), the clock every 64 Ki strings.
-            unpack = struct.Struct(r.prefix + ("Q" if r.wide else "I")).unpack_from
+            unpack = unpacker(struct.Struct(r.prefix + ("Q" if r.wide else "I")), r.buf)
             step = 8 if r.wide else 4
-            buf, pos = r.buf, r.pos
+            pos = r.pos
             try:
                 for chunk in range(0, n, 0x10000):
                     r.check_time()
                     for _ in range(min(0x10000, n - chunk)):
-                        pos += step + unpack(buf, pos)[0]
+                        pos += step + unpack(pos)[0]
             except (struct.error, OverflowError):  # read past the end, or far past it
                 r.pos = min(pos, r.end)
                 r.need(step, f"{what} string length")

@@ -537,14 +537,15 @@ def _check_external(
             f"external data `{location}` of `{name}` cannot be checked inside an archive",
         )
         return
-    from ..hfcache import cache_blobs_of, in_cache_blobs
+    from ..hfcache import in_cache_blobs
 
     target = os.path.join(base_dir, location)
+    ctx.consult(target)
     real = os.path.realpath(target)
     base_real = os.path.realpath(base_dir)
     # in a Hugging Face cache snapshot every file is a link into the repo's blobs: the
     # loaders follow it, so a blob of the same repo is inside the model directory
-    cached = in_cache_blobs(real, cache_blobs_of(base_dir))
+    cached = in_cache_blobs(real, ctx.cache_blobs(base_dir))
     if os.path.commonpath([real, base_real]) != base_real and not cached:
         ctx.emit(
             "onnx.external-escape",

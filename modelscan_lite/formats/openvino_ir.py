@@ -247,6 +247,7 @@ def _check_weights(walk: _Walk, where: Location, ctx: Context, name: str) -> Non
     if where.member is not None or not walk.consts or not where.path.lower().endswith(".xml"):
         return
     weights = where.path[:-4] + ".bin"
+    ctx.consult(weights)
     try:
         size = os.path.getsize(weights)
     except OSError:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import functools
 import io
 import lzma
 import mmap
 import os
+import struct
 import zlib
 from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol
@@ -354,6 +356,16 @@ class SliceIO(io.RawIOBase):
 _MARK_WHOLE = 16 * 1024 * 1024
 
 
+def unpacker(st: struct.Struct, buf: Any) -> Callable[[int], tuple[Any, ...]]:
+    """``st.unpack_from(buf, pos)`` as a function of ``pos``, for any buffer a parser gets
+    from :func:`map_region`: a memory map, bytes, or a remote file's lazy buffer. Reading
+    past the end raises ``struct.error`` for all of them."""
+    lazy = getattr(buf, "unpacker", None)
+    if lazy is not None:
+        return lazy(st)  # type: ignore[no-any-return]
+    return functools.partial(st.unpack_from, buf)
+
+
 def mark_read(f: BinaryIO, start: int, length: int) -> None:
     """``f[start:start+length]`` was looked at through a memory map (:func:`map_region`):
     count it in the file's content identity as if it had been read (``content_id``). A
@@ -373,9 +385,15 @@ def map_region(
     held in memory) is read. Returns the buffer and the function that releases it.
 
     ``all_decides``: every byte of the region decides the verdict (a protobuf or flatbuffer
-    graph): up to 16 MiB it is marked as read for the content identity (:func:`mark_read`)."""
+    graph): up to 16 MiB it is marked as read for the content identity (:func:`mark_read`).
+
+    A remote file (:mod:`modelscan_lite.remote.ranges`) gives a lazy buffer that fetches what
+    is indexed; ``struct`` cannot read it, so parsers unpack through :func:`unpacker`."""
     if all_decides and length <= _MARK_WHOLE:
         mark_read(f, start, length)
+    lazy = getattr(f, "lazy_region", None)
+    if lazy is not None:  # a remote file: only the bytes indexed are fetched (remote.ranges)
+        return lazy(start, length), lambda: None
     try:
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both

@@ -46,14 +46,14 @@ import json
 import posixpath
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from ..model import Location
 from .base import Context
 from .protobuf import LEN, VARINT, ProtoError, fields, varint
-from .streams import Source, map_region
+from .streams import Source, map_region, unpacker
 
 MAX_STRING = 4096  # bytes of one name, path or attribute kept
 MAX_NODES = 4_000_000  # NodeDefs in one file (graph and functions together)
@@ -1030,16 +1030,23 @@ class FBError(Exception):
 class _FB:
     """Bounds-checked flatbuffer reads."""
 
-    __slots__ = ("buf", "ctx", "elements", "n")
+    __slots__ = ("buf", "ctx", "elements", "n", "unpackers")
 
     def __init__(self, buf: Any, n: int, ctx: Context) -> None:
         self.buf, self.n, self.ctx, self.elements = buf, n, ctx, 0
+        self.unpackers: dict[str, Callable[[int], tuple[Any, ...]]] = {}
+
+    def _unpack(self, fmt: str, pos: int) -> tuple[Any, ...]:
+        unpack = self.unpackers.get(fmt)
+        if unpack is None:
+            unpack = self.unpackers[fmt] = unpacker(struct.Struct(fmt), self.buf)
+        return unpack(pos)
 
     def _get(self, fmt: str, pos: int) -> int:
         size = struct.calcsize(fmt)
         if pos < 0 or pos + size > self.n:
             raise FBError(f"read of {size} bytes at {pos} past the end ({self.n})", pos)
-        value: int = struct.unpack_from(fmt, self.buf, pos)[0]
+        value: int = self._unpack(fmt, pos)[0]
         return value
 
     def table(self, pos: int) -> tuple[int, int, int]:
@@ -1093,7 +1100,7 @@ class _FB:
 
     def ints(self, t: tuple[int, int, int], i: int) -> list[int]:
         start, count = self.vector(t, i, 4)
-        return list(struct.unpack_from(f"<{count}i", self.buf, start)) if count else []
+        return list(self._unpack(f"<{count}i", start)) if count else []
 
     def string(self, t: tuple[int, int, int], i: int) -> str | None:
         p = self.ref(t, i)

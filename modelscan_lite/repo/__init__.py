@@ -9,6 +9,7 @@ name the file and key that disagree; the files themselves are still scanned one 
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from typing import Any
 
 from .. import jsonbudget
@@ -117,6 +118,27 @@ def reads(root: str, path: str) -> bool:
     if rel.startswith(os.pardir) or any(part in SKIP_DIRS for part in rel.split(os.sep)):
         return False
     return path.endswith((".py", ".yaml", ".yml"))
+
+
+def read_by_any(roots: Collection[str], path: str) -> bool:
+    """Whether the analysis of any repo folder in ``roots`` (absolute paths) reads ``path``
+    (what :func:`reads` says for one): found by walking up from the file, so the cost does
+    not grow with the number of repos."""
+    path = os.path.abspath(path)
+    folder = os.path.dirname(path)
+    if folder in roots:
+        return True
+    if not path.endswith((".py", ".yaml", ".yml")):
+        return False
+    while True:
+        if os.path.basename(folder) in SKIP_DIRS:
+            return False
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+        if folder in roots:
+            return True
 
 
 def analyze_repo(root: str, ctx: Context) -> None:

@@ -39,6 +39,8 @@ def artifact_dict(a: ArtifactResult) -> dict[str, Any]:
         "error": a.error,
         "findings": [finding_dict(f) for f in a.findings],
     }
+    if a.fetched is not None:
+        out["remote"] = {"fetched": a.fetched, "requests": a.requests or 0}
     if a.dynamic is not None:
         out["dynamic"] = asdict(a.dynamic)
     return out
@@ -56,10 +58,11 @@ def waived_dict(w: WaivedFinding) -> dict[str, Any]:
 
 
 def summary(report: Report) -> dict[str, Any]:
+    out: dict[str, Any]
     counts = {s: 0 for s in ("critical", "high", "medium", "low")}
     for f in report.findings:
         counts[f.severity.label] += 1
-    return {
+    out = {
         "files": len(report.artifacts),
         "skipped": sum(1 for a in report.artifacts if a.skipped),
         "with_findings": sum(1 for a in report.artifacts if a.findings),
@@ -69,6 +72,20 @@ def summary(report: Report) -> dict[str, Any]:
         "suppressed": report.waived_count("suppression"),
         "baselined": report.waived_count("baseline"),
         "fail_on": report.fail_on.label if report.fail_on else "never",
+    }
+    remote = [a for a in report.artifacts if a.fetched is not None]
+    if remote:
+        out["remote"] = remote_totals(remote)
+    return out
+
+
+def remote_totals(remote: list[ArtifactResult]) -> dict[str, int]:
+    """Bytes fetched by range requests against the remote files' total size."""
+    return {
+        "files": len(remote),
+        "bytes": sum(a.size for a in remote),
+        "fetched": sum(a.fetched or 0 for a in remote),
+        "requests": sum(a.requests or 0 for a in remote),
     }
 
 
