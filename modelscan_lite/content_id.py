@@ -7,6 +7,8 @@ Three kinds, strongest first:
   blob of an LFS file (the blob is named by it); computed only when ``--hash`` asks, since it
   reads every byte. It is also put in ``sha256``.
 - ``git-sha1:<hex>``: a Hugging Face cache blob of a non-LFS file, named by its git blob id.
+- ``etag:<value>``: a remote file's strong ETag (``remote.sources.etag_id``), from the
+  listing; an ``hf://`` file gets ``sha256:`` or ``git-sha1:`` from the hub's listing.
 - ``read-sha256:<hex>``: the SHA-256 of the file size and of every byte range the scan read
   (offset, length, bytes; ranges merged, in file order): what went through ``read`` calls,
   and what a parser looked at through a memory map and marked (``streams.mark_read``: a

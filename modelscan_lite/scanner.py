@@ -351,13 +351,29 @@ def _scan_all(
     executor: Executor | None = None,
 ) -> dict[str, ArtifactResult]:
     """Every file scanned by ``executor``, or by the one ``config.executor`` names (opened
-    and closed here): in this process, a process pool or Dask (:mod:`.executors`)."""
+    and closed here): in this process, a process pool or Dask (:mod:`.executors`). Files
+    whose result is in the result cache are taken from it here: only the others go to the
+    executor (a pool or a cluster would cost more than the lookups it would share)."""
     from .executors import open_executor
 
-    if executor is not None:
-        return dict(zip(files, executor.scan(files, policy, config, progress), strict=True))
-    with open_executor(config) as opened:
-        return dict(zip(files, opened.scan(files, policy, config, progress), strict=True))
+    found: dict[str, ArtifactResult] = {}
+    cache = open_cache(config) if len(files) > 1 else None
+    if cache is not None:
+        settings = settings_key(policy, config)
+        for path in files:
+            hit = cache.lookup(path, settings)
+            if hit is not None:
+                found[path] = hit
+    todo = [f for f in files if f not in found]
+    if not todo and files:  # all cached: no pool or cluster to start
+        if progress is not None:
+            progress(None, len(files), len(files), 0, 0)
+    elif executor is not None:
+        found.update(zip(todo, executor.scan(todo, policy, config, progress), strict=True))
+    else:
+        with open_executor(config) as opened:
+            found.update(zip(todo, opened.scan(todo, policy, config, progress), strict=True))
+    return {f: found[f] for f in files}
 
 
 def _cache_representatives(snaps: Sequence[Snapshot]) -> dict[str, str]:

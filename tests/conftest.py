@@ -160,3 +160,15 @@ def listener() -> Iterator[tuple[int, list[bytes]]]:
     stop.set()
     thread.join()
     srv.close()
+
+
+@pytest.fixture
+def result_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh user cache whose result database a test inspects; files written a moment
+    ago may be stored (no "racy" wait)."""
+    from modelscan_lite import result_cache
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.delenv("MODELSCAN_LITE_NO_CACHE", raising=False)
+    monkeypatch.setattr(result_cache, "RACY_NS", 0)
+    return tmp_path / "xdg" / "modelscan-lite" / "results.sqlite3"

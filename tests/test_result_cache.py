@@ -47,12 +47,8 @@ SOME_SAMPLES = (
 
 
 @pytest.fixture
-def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh user cache; files written a moment ago may be stored."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("MODELSCAN_LITE_NO_CACHE", raising=False)
-    monkeypatch.setattr(result_cache, "RACY_NS", 0)
-    return tmp_path / "xdg" / "modelscan-lite" / "results.sqlite3"
+def db(result_db: Path) -> Path:
+    return result_db
 
 
 @pytest.fixture
