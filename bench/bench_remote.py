@@ -153,6 +153,9 @@ def fleet(root: Path, n: int, latency: float, home: str) -> dict[str, Any]:
                 "server_file_bytes": srv.file_bytes_sent,
             }
         out["cache"] = cached
+        os.environ["MODELSCAN_LITE_NO_CACHE"] = "1"
+        out["fleet_api"] = fleet_api(specs, n, srv)
+        del os.environ["MODELSCAN_LITE_NO_CACHE"]
         srv.reset()
         from huggingface_hub import snapshot_download
 
@@ -166,6 +169,47 @@ def fleet(root: Path, n: int, latency: float, home: str) -> dict[str, Any]:
             "repos_per_s": round(n / download, 1),
             "server_requests": srv.requests,
             "server_file_bytes": srv.file_bytes_sent,
+        }
+    return out
+
+
+def fleet_api(specs: list[str], n: int, srv: HubServer) -> dict[str, Any]:
+    """``scan_fleet`` over the repos: in this process (remote targets 8 at once), and on a
+    local Dask cluster of 1 and 2 workers (one task per repo, read by the worker)."""
+    from modelscan_lite.executors import DaskExecutor
+    from modelscan_lite.fleet import scan_fleet
+
+    out: dict[str, Any] = {}
+    runs: list[tuple[str, str, int]] = [("local", "local", 0), ("dask-1", "dask", 1)]
+    runs.append(("dask-2", "dask", 2))
+    for label, executor, workers in runs:
+        if executor == "dask":  # the cluster is started before the clock starts
+            cluster = DaskExecutor(None, workers)
+            scheduler = cluster.client.scheduler.address
+        else:
+            cluster, scheduler = None, None
+        try:
+            srv.reset()
+            dest = tempfile.mkdtemp(prefix="bench-fleet-")
+            started = time.perf_counter()
+            summary = scan_fleet(
+                specs,
+                dest,
+                executor=executor,
+                scheduler=scheduler,
+                config=Config(jobs=workers or 1, cache=False),
+            )
+            wall = time.perf_counter() - started
+        finally:
+            if cluster is not None:
+                cluster.close()
+        errors = [e for t in summary.targets for e in t.errors]
+        assert not errors, errors[:3]
+        out[label] = {
+            "wall_s": round(wall, 3),
+            "repos_per_s": round(n / wall, 1),
+            "rows": sum(t.artifacts for t in summary.targets),
+            "server_requests": srv.requests,
         }
     return out
 

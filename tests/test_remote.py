@@ -457,3 +457,40 @@ def test_a_trickling_server_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         server.close()
     assert report.errors and "abandoned" in report.errors[0]
+
+
+def test_any_fsspec_store_equals_the_local_scan() -> None:
+    """The object-store path (s3://, gs://, az:// through their fsspec backends) is one
+    code path for every fsspec protocol: exercised here with fsspec's in-memory store, a
+    folder of samples and one file, against the local scan."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    picked = [
+        p
+        for p in sorted(SAMPLES.rglob("*"))
+        if p.is_file() and p.parent.name in ("P101", "A202", "G207", "O401", "S205")
+    ]
+    for p in picked:
+        fs.pipe(f"/bucket/models/{p.relative_to(SAMPLES)}", p.read_bytes())
+    try:
+        remote = scan_paths(["memory://bucket/models"], Config(jobs=1, cache=False))
+        single = scan_paths(
+            [f"memory://bucket/models/{picked[0].relative_to(SAMPLES)}"],
+            Config(jobs=1, cache=False),
+        )
+    finally:
+        fs.rm("/bucket", recursive=True)
+    local = scan_paths([str(p) for p in picked], Config(jobs=1, cache=False))
+
+    def rows(report: Any, prefix: str) -> set[tuple[Any, ...]]:
+        return {
+            (f.location.path.split(prefix, 1)[-1].lstrip("/"), f.rule, f.location.member)
+            for f in report.findings
+        }
+
+    assert remote.errors == () and len(remote.artifacts) >= len(picked)
+    assert rows(remote, "bucket/models") == rows(local, str(SAMPLES))
+    assert all(a.fetched is not None for a in remote.artifacts if a.format != "hf-repo")
+    (artifact,) = single.artifacts
+    assert artifact.path.startswith("memory://") and artifact.fetched is not None

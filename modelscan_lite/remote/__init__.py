@@ -19,6 +19,7 @@ REMOTE_PREFIXES = (
     "abfs://",
     "abfss://",
 )
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+.-")
 
 
 class RemoteError(Exception):
@@ -27,5 +28,10 @@ class RemoteError(Exception):
 
 
 def is_remote(spec: str) -> bool:
-    """Whether ``spec`` names a remote file or tree rather than a local path."""
-    return spec.startswith(REMOTE_PREFIXES)
+    """Whether ``spec`` names a remote file or tree rather than a local path: any
+    ``scheme://`` (the ones above, and any other protocol an installed fsspec backend
+    serves; an unknown one is an error naming it, never a local path)."""
+    if spec.startswith(REMOTE_PREFIXES):
+        return True
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and len(scheme) > 1 and set(scheme.lower()) <= _SCHEME_CHARS

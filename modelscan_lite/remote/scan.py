@@ -148,7 +148,9 @@ def scan_remote(
         tree = tree_or_error
         folder, paths, refused = skeletons.make(tree)
         out.errors.extend(
-            f"{tree.display}/{rel}: a name that leaves the repo; not scanned" for rel in refused
+            f"{tree.display}/{rel}: a name that cannot be laid out as a file of the repo (it "
+            "leaves the repo, or a file has the name of a folder); not scanned"
+            for rel in refused
         )
         roots = [os.path.relpath(r, folder).replace(os.sep, "/") for r in find_repos(folder)]
         roots = ["" if r == "." else r for r in roots]
