@@ -33,7 +33,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from ..formats.streams import BudgetExceeded
 
@@ -242,29 +242,50 @@ class RangeReader(io.RawIOBase):
         raise BudgetExceeded(what, detail)
 
     def _attempts(self, start: int, end: int) -> bytes:
-        delay = self._backoff
-        for attempt in range(self._retries + 1):
+        def attempt(n: int) -> None:
             self.stats.requests += 1
-            try:
-                data = self._fetch(start, end)
-            except Exception as exc:  # any client's exception: the read failed
-                if attempt == self._retries or not transient(exc):
-                    raise RemoteReadError(
-                        f"range {start}-{end - 1} of `{self.name}`: {_reason(exc)}"
-                    ) from None
-                self.stats.retries += 1
-                time.sleep(delay)
-                delay *= 2
-                continue
-            self.stats.bytes += len(data)
-            if len(data) != end - start:
-                raise RemoteReadError(
-                    f"range {start}-{end - 1} of `{self.name}`: {len(data)} bytes came back "
-                    f"instead of {end - start} (the file changed while it was read, or the "
-                    "server does not honour range requests)"
-                )
-            return data
-        raise AssertionError("unreachable")
+            self.stats.retries += n > 0
+
+        try:
+            data = with_retries(
+                lambda: self._fetch(start, end), self._retries + 1, self._backoff, attempt
+            )
+        except Exception as exc:  # any client's exception: the read failed
+            raise RemoteReadError(
+                f"range {start}-{end - 1} of `{self.name}`: {_reason(exc)}"
+            ) from None
+        self.stats.bytes += len(data)
+        if len(data) != end - start:
+            raise RemoteReadError(
+                f"range {start}-{end - 1} of `{self.name}`: {len(data)} bytes came back "
+                f"instead of {end - start} (the file changed while it was read, or the "
+                "server does not honour range requests)"
+            )
+        return data
+
+
+T = TypeVar("T")
+
+
+def with_retries(
+    call: Callable[[], T],
+    attempts: int = 3,
+    backoff: float = 0.5,
+    on_attempt: Callable[[int], None] | None = None,
+) -> T:
+    """``call()``, tried up to ``attempts`` times, sleeping ``backoff``, then twice that...
+    between tries, while it fails on something :func:`transient`; ``on_attempt(n)`` is told
+    of each try (0 first). The last failure is raised as it came."""
+    for n in range(attempts):
+        if on_attempt is not None:
+            on_attempt(n)
+        try:
+            return call()
+        except Exception as exc:
+            if n == attempts - 1 or not transient(exc):
+                raise
+            time.sleep(backoff * 2**n)
+    raise AssertionError("unreachable")
 
 
 def transient(exc: BaseException) -> bool:

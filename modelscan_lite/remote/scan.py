@@ -131,7 +131,7 @@ def scan_remote(
     progress: ProgressCallback | None = None,
 ) -> RemoteScan:
     """List and scan every remote spec; see the module docstring."""
-    from ..hfcache import Snapshot
+    from ..hfcache import Snapshot, relocate
     from ..repo import find_repos
 
     out = RemoteScan({}, [], [], [])
@@ -193,7 +193,7 @@ def scan_remote(
     with ThreadPoolExecutor(workers, thread_name_prefix="modelscan-remote") as pool:
         for job, result in zip(jobs, pool.map(one, jobs), strict=True):
             if job.tree.single:
-                out.singles.append(_renamed(result, job.tree.display))
+                out.singles.append(relocate(result, job.tree.display))
             else:
                 out.by_path[job.path] = result
     return out
@@ -284,8 +284,8 @@ def scan_one(
     error = _materialised(reader, path) if job.materialise and reader.failed is None else None
     extra: list[Fact] = []
     if reader.budget_hit is not None and not any(
-        f.rule == "X901" and "remote" in f.message for f in result.findings
-    ):
+        f.kind == "anomaly" and f.value == reader.budget_hit[0] for f in ctx.facts
+    ):  # a parser caught the budget exception without saying so
         what, detail = reader.budget_hit
         extra.append(Fact("anomaly", what, Location(path), (("message", detail),)))
     findings = result.findings + tuple(policy.findings(extra))
@@ -348,9 +348,3 @@ def _materialise(reader: RangeReader, path: str) -> None:
                 break
             f.write(chunk)
             pos += len(chunk)
-
-
-def _renamed(result: ArtifactResult, display: str) -> ArtifactResult:
-    from ..hfcache import relocate
-
-    return relocate(result, display)

@@ -24,10 +24,10 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from . import RemoteError
-from .ranges import Fetch
+from .ranges import Fetch, with_retries
 
 # the fsspec backend each object-store protocol needs, for the error that names it
 BACKENDS = {
@@ -176,24 +176,6 @@ def _resolve_hf(spec: str) -> RemoteTree:
     return RemoteTree(spec, display, files, opener, single, f"{kind}{repo_id}", commit)
 
 
-T = TypeVar("T")
-
-
-def with_retries(call: Callable[[], T], attempts: int = 3, backoff: float = 0.5) -> T:
-    """``call()``, again after 0.5 s then 1 s when it fails on something transient (a
-    dropped connection, a timeout, a 5xx or 429 answer)."""
-    from .ranges import transient
-
-    for attempt in range(attempts):
-        try:
-            return call()
-        except Exception as exc:
-            if attempt == attempts - 1 or not transient(exc):
-                raise
-            time.sleep(backoff * 2**attempt)
-    raise AssertionError("unreachable")
-
-
 def _hub_why(exc: BaseException, endpoint: str) -> str:
     """The hub client's exception as one clear line."""
     name = type(exc).__name__
@@ -310,7 +292,8 @@ def _resolve_fsspec(spec: str) -> RemoteTree:
     protocol = spec.split("://", 1)[0]
     fs = _filesystem(protocol, spec)
     try:
-        if fs.isfile(spec):
+        single = bool(fs.isfile(spec))
+        if single:
             entries = {spec: fs.info(spec)}
             base = posixpath.dirname(fs._strip_protocol(spec))
         else:
@@ -335,7 +318,6 @@ def _resolve_fsspec(spec: str) -> RemoteTree:
 
         return fetch
 
-    single = len(files) == 1 and fs.isfile(spec)
     return RemoteTree(spec, spec.rstrip("/"), files, opener, single)
 
 

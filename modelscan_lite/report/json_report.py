@@ -58,11 +58,10 @@ def waived_dict(w: WaivedFinding) -> dict[str, Any]:
 
 
 def summary(report: Report) -> dict[str, Any]:
-    out: dict[str, Any]
     counts = {s: 0 for s in ("critical", "high", "medium", "low")}
     for f in report.findings:
         counts[f.severity.label] += 1
-    out = {
+    out: dict[str, Any] = {
         "files": len(report.artifacts),
         "skipped": sum(1 for a in report.artifacts if a.skipped),
         "with_findings": sum(1 for a in report.artifacts if a.findings),
