@@ -552,12 +552,12 @@ def scan_paths(
     if _hub_offline():  # HF_HUB_OFFLINE: an hf:// repo is scanned from the local cache
         from .hfcache import RemoteError, download
 
-        for spec in (p for p in remote_specs if p.startswith("hf://")):
+        for spec in (p for p in remote_specs if p.lower().startswith("hf://")):
             try:
                 snaps.append(download(spec))
             except RemoteError as exc:
                 errors.append(f"{exc} (HF_HUB_OFFLINE is set: only the local cache is read)")
-        remote_specs = [p for p in remote_specs if not p.startswith("hf://")]
+        remote_specs = [p for p in remote_specs if not p.lower().startswith("hf://")]
     if hf_cache:
         from .hfcache import cache_dir, snapshots
 

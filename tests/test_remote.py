@@ -494,3 +494,15 @@ def test_any_fsspec_store_equals_the_local_scan() -> None:
     assert all(a.fetched is not None for a in remote.artifacts if a.format != "hf-repo")
     (artifact,) = single.artifacts
     assert artifact.path.startswith("memory://") and artifact.fetched is not None
+
+
+def test_schemes_are_case_insensitive(hub: tuple[HubServer, dict[str, str]]) -> None:
+    """RFC 3986: HF:// and HTTP:// name what hf:// and http:// name (they were an error)."""
+    _srv, env = hub
+    _, lower = _json(["hf://org/evil"], env)
+    code, upper = _json(["HF://org/evil"], env)
+    assert code == 0 and upper["errors"] == []
+    assert _findings(upper, "") == _findings(lower, "")
+    with RangeServer({"m.bin": SAMPLES / "P101" / "bad-posix-system.pkl"}) as plain:
+        code, doc = _json(["HTTP" + plain.url[4:] + "/m.bin"])
+    assert doc["errors"] == [] and any(f["rule"] == "P101" for f in doc["artifacts"][0]["findings"])

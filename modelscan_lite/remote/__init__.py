@@ -31,7 +31,7 @@ def is_remote(spec: str) -> bool:
     """Whether ``spec`` names a remote file or tree rather than a local path: any
     ``scheme://`` (the ones above, and any other protocol an installed fsspec backend
     serves; an unknown one is an error naming it, never a local path)."""
-    if spec.startswith(REMOTE_PREFIXES):
+    if spec.lower().startswith(REMOTE_PREFIXES):
         return True
     scheme, sep, _ = spec.partition("://")
     return bool(sep) and len(scheme) > 1 and set(scheme.lower()) <= _SCHEME_CHARS

@@ -69,7 +69,10 @@ class RemoteTree:
 
 
 def resolve(spec: str) -> RemoteTree:
-    """List ``spec``; RemoteError with a clear message when that cannot be done."""
+    """List ``spec``; RemoteError with a clear message when that cannot be done. The scheme
+    is case-insensitive (RFC 3986): ``HF://`` and ``HTTPS://`` are ``hf://`` and ``https://``."""
+    scheme, sep, rest = spec.partition("://")
+    spec = scheme.lower() + sep + rest
     if spec.startswith("hf://"):
         return _resolve_hf(spec)
     if spec.startswith(("https://", "http://")):
