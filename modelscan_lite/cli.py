@@ -61,12 +61,21 @@ Exit codes:
 """
 
 
+def _version_text() -> str:
+    from . import __version__
+    from .engine import load_rules
+    from .formats import walker_engine
+
+    try:
+        walker = walker_engine.describe()
+    except walker_engine.WalkerUnavailable as exc:
+        walker = str(exc)
+    return f"modelscan-lite {__version__} (rules {load_rules().version})\npickle walker: {walker}\n"
+
+
 def _show_version(value: bool) -> None:
     if value:
-        from . import __version__
-        from .engine import load_rules
-
-        sys.stdout.write(f"modelscan-lite {__version__} (rules {load_rules().version})\n")
+        sys.stdout.write(_version_text())
         raise typer.Exit(EXIT_OK)
 
 
@@ -281,6 +290,7 @@ def scan(
     from .atomic_write import write_atomically
     from .config import ConfigError, load_config, parse_fail_on
     from .engine import RuleError
+    from .formats import walker_engine
     from .report import FORMATS, render
     from .scanner import scan_paths
 
@@ -318,13 +328,17 @@ def scan(
             cfg = with_cli_options(cfg, baseline, write_baseline, suppressions or ())
         if fail_on is not None and fail_on.strip().lower() == "never":
             cfg = replace(cfg, fail_on=None)
+        notice = walker_engine.fallback_notice()  # the compiled walker was not built
+        if notice:
+            _say(notice)
+        walker_engine.core()  # MODELSCAN_LITE_WALKER=compiled without it: exit 2 now
         targets = [str(p) for p in paths or []]
         if quiet or sys.stderr is None or not sys.stderr.isatty():
             report = scan_paths(targets, cfg, hf_cache=hf_cache)
         else:
             with _progress() as progress:
                 report = scan_paths(targets, cfg, progress, hf_cache=hf_cache)
-    except (ConfigError, RuleError) as exc:
+    except (ConfigError, RuleError, walker_engine.WalkerUnavailable) as exc:
         raise _fail(str(exc)) from None
     color = output is None and output_format == "text" and sys.stdout.isatty()
     # on a terminal, long lines are folded under their own indent
@@ -529,11 +543,8 @@ def cache_clear() -> None:
 
 @app.command()
 def version() -> None:
-    """Print the tool and rule-set versions."""
-    from . import __version__
-    from .engine import load_rules
-
-    sys.stdout.write(f"modelscan-lite {__version__} (rules {load_rules().version})\n")
+    """Print the tool and rule-set versions, and which pickle walker runs."""
+    sys.stdout.write(_version_text())
 
 
 class _Interrupted(BaseException):

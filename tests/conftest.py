@@ -172,3 +172,24 @@ def result_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MODELSCAN_LITE_NO_CACHE", raising=False)
     monkeypatch.setattr(result_cache, "RACY_NS", 0)
     return tmp_path / "xdg" / "modelscan-lite" / "results.sqlite3"
+
+
+WALKERS = ("python", "compiled")
+
+
+@pytest.fixture(params=WALKERS)
+def walker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test on each pickle walker: the pure-Python reference and the compiled core
+    (``walker_engine``), in this process and in the subprocesses it starts. In CI a missing
+    compiled core fails the test instead of skipping it."""
+    from modelscan_lite.formats import walker_engine
+
+    name: str = request.param
+    if name == "compiled" and not walker_engine.available():
+        reason = f"the compiled walker cannot be used: {walker_engine.describe()}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    monkeypatch.setenv(walker_engine.ENV, name)
+    with walker_engine.use(name):
+        yield name

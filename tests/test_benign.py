@@ -23,7 +23,8 @@ from .helpers import scan
 torch = pytest.importorskip("torch")
 joblib = pytest.importorskip("joblib")
 
-pytestmark = pytest.mark.slow
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("walker")]
 
 
 class CustomNet(torch.nn.Module):  # a user class: pickled by reference to this module

@@ -31,6 +31,9 @@ from samples.make_samples import (
 
 from .helpers import find, rules_of, scan, scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 GADGETS = {
     # (module, name) -> rule that must name it
     ("pip", "main"): "P101",  # CVE-2025-1716

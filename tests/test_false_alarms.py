@@ -24,6 +24,9 @@ from modelscan_lite.model import ArtifactResult, Report, Severity
 
 from .helpers import find, scan, scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 KNOWN_OPS_DIR = Path(__file__).resolve().parent.parent / "rules" / "onnx" / "known-ops"
 
 

@@ -23,6 +23,9 @@ from samples.formats import torch as build
 
 from .helpers import find, rules_of, scan, scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 FIXTURES = Path(__file__).parent / "data" / "formats" / "torch"
 CLEAN = ["scripted-module.pt", "traced-module.pt", "scripted-function.pt",
          "package-extern-only.pt", "exported.pt2"]  # fmt: skip

@@ -7,7 +7,9 @@ import io
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,6 +20,9 @@ from modelscan_lite.formats.streams import BytesSource, DecompressBudget
 from modelscan_lite.limits import Deadline, Limits
 from modelscan_lite.model import Location
 from samples.make_samples import BENIGN_DICT, payload_system
+
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
 
 LIMITS = Limits(
     max_opcodes=50_000,
@@ -182,45 +187,47 @@ def test_template_analyser_never_raises(text: str) -> None:
     assert all(f.kind.startswith(("template.", "dependency.")) for f in ctx.facts)
 
 
+def _json_containers(children: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # a named function: hypothesis >= 6.150 cannot see a multi-line lambda use its argument
+    return st.lists(children, max_size=5) | st.dictionaries(
+        st.sampled_from(
+            [
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "model_type",
+                "architectures",
+                "auto_map",
+                "weight_map",
+                "added_tokens",
+                "model",
+                "vocab",
+                "normalizer",
+                "type",
+                "pattern",
+                "String",
+                "content",
+                "chat_template",
+                "eos_token_id",
+                "dtype",
+                "id",
+                "normalizers",
+                "tie_word_embeddings",
+                "x",
+            ]
+        ),
+        children,
+        max_size=6,
+    )
+
+
 JSON = st.recursive(
     st.none()
     | st.booleans()
     | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=False)
     | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=5)
-        | st.dictionaries(
-            st.sampled_from(
-                [
-                    "vocab_size",
-                    "hidden_size",
-                    "num_hidden_layers",
-                    "model_type",
-                    "architectures",
-                    "auto_map",
-                    "weight_map",
-                    "added_tokens",
-                    "model",
-                    "vocab",
-                    "normalizer",
-                    "type",
-                    "pattern",
-                    "String",
-                    "content",
-                    "chat_template",
-                    "eos_token_id",
-                    "dtype",
-                    "id",
-                    "normalizers",
-                    "tie_word_embeddings",
-                    "x",
-                ]
-            ),
-            children,
-            max_size=6,
-        )
-    ),
+    _json_containers,
     max_leaves=30,
 )
 REPO_FILES = [

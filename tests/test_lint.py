@@ -12,7 +12,7 @@ import pytest
 from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
-TREES = ["modelscan_lite", "tests", "samples", "bench"]
+TREES = ["modelscan_lite", "tests", "samples", "bench", "hatch_build.py"]
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:

@@ -33,6 +33,9 @@ from modelscan_lite.config import Config
 from modelscan_lite.limits import Limits
 from modelscan_lite.model import Finding
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
 RSS_LIMIT = 512 * MiB

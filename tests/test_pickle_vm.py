@@ -32,6 +32,9 @@ from samples.make_samples import (
 
 from .helpers import find, rules_of, scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 
 def walk(data: bytes, limits: Limits | None = None):  # type: ignore[no-untyped-def]
     lim = limits or Limits()

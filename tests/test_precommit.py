@@ -126,6 +126,7 @@ def test_readme_snippet_pins_a_commit_that_has_the_hooks() -> None:
 # what `pip install .` of the hook repository needs (pyproject.toml names README.md)
 HOOK_REPO_FILES = (
     "pyproject.toml",
+    "hatch_build.py",
     "README.md",
     ".pre-commit-hooks.yaml",
     "modelscan_lite",
@@ -151,7 +152,9 @@ def precommit_repo(
     for name in HOOK_REPO_FILES:
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, hook_repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                src, hook_repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyd")
+            )
         else:
             shutil.copy(src, hook_repo / name)
     env = {

@@ -45,6 +45,9 @@ from samples.make_samples import (
 
 from .helpers import scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 # A nested pickle that calls a global that is not on the allowlist: scanned, it gives P105.
 INNER = pk(call("builtins", "print", U("PWNED-inner")), proto=2)
 LOAD_FROM_BYTES = GLOBAL("torch.storage", "_load_from_bytes")

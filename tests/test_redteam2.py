@@ -47,6 +47,9 @@ from samples.make_samples import (
 
 from .helpers import scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 PARTIAL = GLOBAL("functools", "partial")
 PRINT = GLOBAL("builtins", "print")
 # builds a new bypass as a call of print: scanned, this nested pickle gives P105

@@ -12,6 +12,9 @@ import pytest
 from .conftest import SAMPLES
 from .helpers import scan
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 # D samples show their rule only when really loaded: tests/test_sandbox.py runs them
 SAMPLE_FILES = sorted(
     p for p in SAMPLES.glob("*/*") if p.is_file() and not p.parent.name.startswith("D")

@@ -215,7 +215,9 @@ def test_version_flag(flag: str) -> None:
     proc = run_cli(flag)
     assert proc.returncode == 0
     assert re.fullmatch(
-        rf"modelscan-lite {re.escape(__version__)} \(rules [0-9a-f]{{12}}\)\n", proc.stdout
+        rf"modelscan-lite {re.escape(__version__)} \(rules [0-9a-f]{{12}}\)\n"
+        r"pickle walker: (compiled \(C core, _pickle_fast\)|pure Python \(.+\))\n",
+        proc.stdout,
     )
 
 

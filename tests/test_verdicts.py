@@ -34,6 +34,9 @@ from samples.make_samples import (
 
 from .helpers import find, rules_of, scan_bytes
 
+# the pickle suite runs on both walkers: the pure-Python reference and the compiled core
+pytestmark = pytest.mark.usefixtures("walker")
+
 FAILING = Severity.MEDIUM
 
 

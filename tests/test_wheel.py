@@ -1,8 +1,12 @@
-"""The rules ship inside the built wheel and work from an installed copy, not only a checkout."""
+"""The rules ship inside the built wheel and work from an installed copy, not only a checkout;
+the wheel carries the compiled pickle walker, and a build without a C compiler gives a working
+pure-Python wheel that says so (at build time and at every scan)."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -16,11 +20,13 @@ from .conftest import ROOT
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+CORE = "modelscan_lite/formats/_pickle_fast.*"
+
+
+def build_wheel(out: Path, env: dict[str, str] | None = None) -> tuple[Path, str]:
+    """The project's own build (hatchling and hatch_build.py): the wheel and the build log."""
     pytest.importorskip("hatchling")
-    out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
+    proc = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -28,15 +34,65 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "wheel",
             "--no-deps",
             "--no-build-isolation",
-            "-q",
+            "-v",
             "-w",
             str(out),
             str(ROOT),
         ],
-        check=True,
+        capture_output=True,
+        text=True,
         timeout=300,
+        env={**os.environ, **(env or {})},
     )
-    return next(out.glob("modelscan_lite-*.whl"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return next(out.glob("modelscan_lite-*.whl")), proc.stdout + proc.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("dist"))[0]
+
+
+def install(wheel: Path, where: Path) -> Path:
+    """A fresh venv that sees nothing of this interpreter's packages, with the wheel and its
+    declared runtime dependencies only; returns its python."""
+    env_dir = where / "venv"
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
+    py = env_dir / "bin" / "python"
+    install = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)]
+    subprocess.run(install, check=True, timeout=600)
+    return py
+
+
+def test_wheel_carries_the_compiled_walker(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert [n for n in names if fnmatch.fnmatch(n, CORE + "so") or n.endswith(".pyd")], names
+    assert not wheel.name.endswith("-py3-none-any.whl"), "a wheel with a C core is platform-tagged"
+
+
+def test_build_without_a_compiler_gives_a_pure_wheel_that_says_so(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """No compiler (``CC`` that always fails): the build notes it on stderr and goes on; the
+    pure-Python wheel installs, scans with the same verdict and notes the fallback on stderr
+    at every scan, with stdout carrying only the report."""
+    pure, log = build_wheel(tmp_path_factory.mktemp("pure"), {"CC": "/bin/false"})
+    assert "building without the compiled pickle walker (compiling" in log
+    assert pure.name.endswith("-py3-none-any.whl")
+    assert not [n for n in zipfile.ZipFile(pure).namelist() if fnmatch.fnmatch(n, CORE + "so")]
+    py = install(pure, tmp_path)
+    sample = ROOT / "samples/P101/bad-posix-system.pkl"
+    proc = subprocess.run(
+        [str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert [f["rule"] for f in json.loads(proc.stdout)["artifacts"][0]["findings"]] == ["P101"]
+    assert "note: pure Python (the compiled core cannot be used: it is not installed" in (
+        proc.stderr
+    )
 
 
 def test_wheel_contains_every_rule(wheel: Path) -> None:
@@ -53,11 +109,8 @@ def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path)
     inside a venv), with the wheel and its declared runtime dependencies only: the scan finds
     the payload and the evidence is fickling's decompilation, so every import fickling needs
     is declared."""
-    env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
-    py = env_dir / "bin" / "python"
-    install = [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", str(wheel)]
-    subprocess.run(install, check=True, timeout=600)
+    py = install(wheel, tmp_path)
+    env_dir = py.parent.parent
     sample = tmp_path / "x.pkl"
     sample.write_bytes((ROOT / "samples/P101/bad-posix-system.pkl").read_bytes())
     probe = (
@@ -87,3 +140,7 @@ def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path)
         text=True,
     )
     assert doc.returncode == 0 and "code-execution-global" in doc.stdout
+    walker = subprocess.run(
+        [str(py), "-m", "modelscan_lite", "version"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert "pickle walker: compiled (C core, _pickle_fast)" in walker.stdout

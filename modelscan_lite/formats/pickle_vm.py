@@ -30,11 +30,13 @@ import re
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from sys import getsizeof
 from typing import Any
 
 from ..allowlist import CallThrough, Identity, call_throughs
 from ..limits import Deadline, Limits
+from . import walker_engine
 from .streams import CHUNK, BudgetExceeded, Source
 
 KEEP_BYTES = 4096  # literal bytes/str longer than this become a Blob placeholder
@@ -691,11 +693,13 @@ class Memo:
     own lists are the ``ENTRY_BYTES`` part, so the estimate stays within 0.8-2x of the real
     size: 30 M memoised floats estimate 1.9 GiB and stop near 4 M."""
 
-    __slots__ = ("counted", "extra", "items", "spill")
+    __slots__ = ("counted", "extra", "items", "sizes", "spill")
 
     ENTRY_BYTES = 40
 
-    def __init__(self) -> None:
+    def __init__(self, sizes: Callable[[list[Any], int], int] | None = None) -> None:
+        # the compiled core's sum of getsizeof over items[start:], or None
+        self.sizes = sizes
         self.items: list[Any] = []
         self.spill: dict[int, Any] = {}
         self.counted = 0  # entries of ``items`` already in ``extra``
@@ -708,7 +712,11 @@ class Memo:
         items = self.items
         n = len(items) - self.counted
         if n > 0:
-            self.extra += sum(map(getsizeof, items[self.counted :])) + n * self.ENTRY_BYTES
+            sizes = self.sizes
+            new = (
+                sizes(items, self.counted) if sizes else sum(map(getsizeof, items[self.counted :]))
+            )
+            self.extra += new + n * self.ENTRY_BYTES
             self.counted = len(items)
         return self.extra
 
@@ -1079,6 +1087,8 @@ class PickleWalker:
         self.hashed = 0  # hashing work of tuple keys and set items so far
         self.expanded = False
         self.rss_start = resident_bytes()
+        # the compiled core for runs of data opcodes, or None (see walker_engine)
+        self.core = walker_engine.core()
 
     # -- facts -------------------------------------------------------------------------
     def _anomaly(self, kind: str, offset: int, message: str) -> None:
@@ -1391,7 +1401,9 @@ class PickleWalker:
         limits = self.limits
         stack: list[Any] = []
         marks: list[int] = []
-        memo = Memo()
+        core = self.core
+        memo = Memo(core.sizes if core is not None else None)
+        run_core = core.run if core is not None else None
         mlist = memo.items
         spill = memo.spill
         push = stack.append
@@ -1431,6 +1443,16 @@ class PickleWalker:
                             f"memo holds more than {max_memo_bytes} bytes ({memo.size()} entries)",
                         )
                     limit = min(blen, frame_end - base, pos + 0x10000)
+                if run_core is not None:
+                    # the core runs data opcodes up to ``limit`` and stops before any
+                    # other (or any it cannot finish exactly): that one runs below
+                    ran, pos = run_core(
+                        buf, pos, limit, stack, marks, mlist, spill, exp_limit, trees
+                    )
+                    if ran:
+                        ops += ran
+                        if pos >= limit:
+                            continue
                 ops += 1
                 op = buf[pos]
                 pos += 1
