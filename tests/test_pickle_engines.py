@@ -199,7 +199,7 @@ def _mutate(data: bytes, rng: random.Random) -> bytes:
 # -- differential fuzzing ------------------------------------------------------------------
 @needs_core
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(value=values, proto=st.sampled_from([0, 1, 2, 4, 5]), seed=st.integers(0, 2**32))
 def test_walkers_agree_on_real_and_mutated_pickles(value: Any, proto: int, seed: int) -> None:
@@ -214,7 +214,7 @@ def test_walkers_agree_on_real_and_mutated_pickles(value: Any, proto: int, seed:
 
 @needs_core
 @settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(seed=st.integers(0, 2**32))
 def test_walkers_agree_on_generated_opcode_streams(seed: int) -> None:
@@ -226,7 +226,7 @@ def test_walkers_agree_on_generated_opcode_streams(seed: int) -> None:
 
 @needs_core
 @settings(
-    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(data=st.binary(max_size=300))
 def test_walkers_agree_on_random_bytes(data: bytes) -> None:
@@ -273,8 +273,10 @@ def test_core_sizes_match_getsizeof() -> None:
     values: list[Any] = [
         vm.Dct(), vm.Seq("set"), vm.Call(None, ()), vm.Global("os.system"),
         vm.Blob("bytes", 0, 9), vm.Opaque("x"), 1.5, None, True, False, 0, 2**200, -7,
-        "", "a" * 99, "\u20ac" * 5, "\U0001f600", b"", b"x" * 50, (), (1, 2), [1],
+        "", "a", "a" * 99, "k" * 4096, "\u20ac" * 5, "\U0001f600", "\xe9t\xe9",
+        type("Text", (str,), {})("subclass"), b"", b"x" * 50, (), (1, 2), [1],
     ]  # fmt: skip
+    values.append("".join(["late", "r"]).encode().decode())  # a fresh str
     for start in (0, 3, len(values)):
         assert core.sizes(values, start) == sum(map(getsizeof, values[start:]))
 

@@ -26,7 +26,6 @@
 #include <Python.h>
 #include <structmember.h>
 #include <stdint.h>
-#include <string.h>
 
 #ifndef MSL_SOURCE_DIGEST
 #define MSL_SOURCE_DIGEST ""
@@ -43,7 +42,7 @@ typedef struct {
     PyObject *kind_list, *kind_set; /* "list", "set" */
     PyObject *zero;
     PyObject *getsizeof;   /* sys.getsizeof */
-    PyObject *fixed_sizes; /* {type: getsizeof of every instance} */
+    PyObject *fixed_sizes; /* {type: getsizeof of every instance, or (base, per item)} */
     int ready;
 } Core;
 
@@ -296,8 +295,8 @@ any_heavy(PyObject *const *items, Py_ssize_t n)
 }
 
 /* Seq.extend(flat) / Dct.set_many(flat) followed by the loop's expansion check, when the
- * result provably needs no _grew call. `flat` is the list or tuple the Python loop would
- * pass (kept by reference, as Python keeps it). Returns 1 when done, 0 when Python must run
+ * result provably needs no _grew call. `flat` is a tuple (Dct.set_many keeps its batches as
+ * tuples). Returns 1 when done, 0 when Python must run
  * the opcode (nothing was changed), -1 on a Python error. */
 static int
 fill(PyObject *target, PyObject *flat, long long exp_limit, PyObject *trees)
@@ -372,22 +371,31 @@ fill(PyObject *target, PyObject *flat, long long exp_limit, PyObject *trees)
     return 1;
 }
 
-#define PUSH(v)                                   \
-    do {                                          \
-        PyObject *v_ = (v);                       \
-        if (v_ == NULL)                           \
-            goto error;                           \
-        int rc_ = PyList_Append(stack, v_);       \
-        Py_DECREF(v_);                            \
-        if (rc_ < 0)                              \
-            goto error;                           \
+/* list.append(v), taking over the reference to v (which may be NULL: an error). */
+static inline int
+append_steal(PyObject *list, PyObject *v)
+{
+    if (v == NULL)
+        return -1;
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n < l->allocated) {
+        l->ob_item[n] = v;
+        Py_SET_SIZE(l, n + 1);
+        return 0;
+    }
+    int rc = PyList_Append(list, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+#define PUSH(v)                              \
+    do {                                     \
+        if (append_steal(stack, (v)) < 0)    \
+            goto error;                      \
     } while (0)
 
-#define PUSH_BORROWED(v)                          \
-    do {                                          \
-        if (PyList_Append(stack, (v)) < 0)        \
-            goto error;                           \
-    } while (0)
+#define PUSH_BORROWED(v) PUSH(Py_NewRef(v))
 
 #define NEED(k)            \
     if (p + (k) > blen)    \
@@ -413,17 +421,17 @@ top_mark(PyObject *marks, Py_ssize_t depth)
     return (k < 0 || k > depth) ? -1 : k;
 }
 
-/* stack[k:] as a new list, removed from the stack: the references move, none is copied. */
+/* tuple(stack[k:]), removed from the stack: the references move, none is copied. */
 static PyObject *
 take_tail(PyObject *stack, Py_ssize_t k)
 {
     Py_ssize_t depth = PyList_GET_SIZE(stack);
-    PyObject *flat = PyList_New(depth - k);
+    PyObject *flat = PyTuple_New(depth - k);
     if (flat == NULL)
         return NULL;
-    if (depth > k)
-        memcpy(((PyListObject *)flat)->ob_item, ((PyListObject *)stack)->ob_item + k,
-               (size_t)(depth - k) * sizeof(PyObject *));
+    PyObject **items = ((PyListObject *)stack)->ob_item;
+    for (Py_ssize_t i = k; i < depth; i++)
+        PyTuple_SET_ITEM(flat, i - k, items[i]);
     Py_SET_SIZE(stack, k); /* the list keeps its allocation; the items now belong to flat */
     return flat;
 }
@@ -443,11 +451,13 @@ drop_tail(PyObject *stack, Py_ssize_t k)
 static void
 restore_tail(PyObject *stack, PyObject *flat)
 {
-    Py_ssize_t k = PyList_GET_SIZE(stack), n = PyList_GET_SIZE(flat);
-    memcpy(((PyListObject *)stack)->ob_item + k, ((PyListObject *)flat)->ob_item,
-           (size_t)n * sizeof(PyObject *));
+    Py_ssize_t k = PyList_GET_SIZE(stack), n = PyTuple_GET_SIZE(flat);
+    PyObject **items = ((PyListObject *)stack)->ob_item;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        items[k + i] = PyTuple_GET_ITEM(flat, i);
+        PyTuple_SET_ITEM(flat, i, NULL);
+    }
     Py_SET_SIZE(stack, k + n);
-    Py_SET_SIZE(flat, 0);
     Py_DECREF(flat);
 }
 
@@ -805,10 +815,28 @@ fast_sizes(PyObject *mod, PyObject *args)
         if (t == last) {
             size = last_size;
         }
+        else if (t == &PyUnicode_Type && PyUnicode_IS_COMPACT_ASCII(v)
+#if PY_VERSION_HEX < 0x030C0000
+                 && ((PyASCIIObject *)v)->wstr == NULL /* no wchar_t copy to count */
+#endif
+        ) {
+            /* str.__sizeof__ of a compact ASCII string (Objects/unicodeobject.c); str is not
+             * a GC type, so getsizeof adds nothing */
+            size = (long long)sizeof(PyASCIIObject) + PyUnicode_GET_LENGTH(v) + 1;
+        }
         else {
             PyObject *known = PyDict_GetItemWithError(core.fixed_sizes, (PyObject *)t);
             if (known == NULL && PyErr_Occurred())
                 return NULL;
+            if (known && PyTuple_CheckExact(known) && PyTuple_GET_SIZE(known) == 2) {
+                /* a variable-size type without a __sizeof__ of its own (tuple) */
+                long long base = PyLong_AsLongLong(PyTuple_GET_ITEM(known, 0));
+                long long per = PyLong_AsLongLong(PyTuple_GET_ITEM(known, 1));
+                if (PyErr_Occurred())
+                    return NULL;
+                total += base + per * Py_SIZE(v);
+                continue;
+            }
             PyObject *got = known ? Py_NewRef(known) : PyObject_CallOneArg(core.getsizeof, v);
             if (got == NULL)
                 return NULL;

@@ -62,9 +62,12 @@ def _load() -> tuple[Core | None, str]:
         if found[0] is not None:
             from . import pickle_vm as vm
 
-            # every instance of these types has one sys.getsizeof (no items, no __dict__)
+            # every instance of these types has one sys.getsizeof (no items, no __dict__);
+            # a tuple's is object.__sizeof__ (base + 8 bytes an item) plus the GC header
             fixed: tuple[Any, ...] = (vm.Dct(), vm.Seq("list"), vm.Call(None, ()))
             fixed += (vm.Global("a.b"), vm.Blob("bytes", 0, 0), vm.Opaque("x"), 0.0, None)
+            sizes: dict[type, Any] = {type(v): getsizeof(v) for v in fixed}
+            sizes[tuple] = (getsizeof(()), tuple.__itemsize__)
             _pickle_fast.configure(
                 vm.Dct,
                 vm.Seq,
@@ -73,7 +76,7 @@ def _load() -> tuple[Core | None, str]:
                 vm.KEEP_BYTES,
                 vm.TREE_CAP,
                 getsizeof,
-                {type(v): getsizeof(v) for v in fixed},
+                sizes,
             )
     _loaded.append(found)
     return found
