@@ -821,6 +821,7 @@ _RESOLVERS_IMPORT = frozenset(
     }
 )
 _RESOLVERS_NAME = frozenset({"pkgutil.resolve_name"})
+_RESOLVERS = _RESOLVERS_GETATTR | _RESOLVERS_IMPORT | _RESOLVERS_NAME
 _ATTRGETTERS = frozenset({"operator.attrgetter", "_operator.attrgetter"})
 _METHODCALLERS = frozenset({"operator.methodcaller", "_operator.methodcaller"})
 _PARTIALS = frozenset({"functools.partial", "_functools.partial", "functools.partialmethod"})
@@ -1124,18 +1125,24 @@ class PickleWalker:
     def _called(
         self, func: Any, args: Any, offset: int, opcode: str, depth: int = 0, kwargs: Any = None
     ) -> Call:
-        func = _persistent_class(func)
-        if type(func) is Call and ref_of(func.func) in _PARTIALS and depth < MAX_PARTIAL_DEPTH:
-            # calling partial(f, *a, **k) with b calls f(*a, *b, **k); the call with no b was
-            # judged when the partial was built
-            fargs = func.args if type(func.args) is tuple else ()
-            if fargs and ((type(args) is tuple and args) or kwargs is not None):
-                extra = args if type(args) is tuple else ()
-                merged = kwargs if kwargs is not None else func.kwargs
-                self._called(fargs[0], (*fargs[1:], *extra), offset, opcode, depth + 1, merged)
-            return Call(func, args)
-        callee, produced = _resolve_call(func, args)
-        ctor = _code_constructor(func, callee)
+        if type(func) is Global and func.name not in _RESOLVERS:
+            # the common case, what _resolve_call and _code_constructor decide for it
+            callee: str | None = func.name
+            produced = None
+            ctor = callee if callee in CODE_CONSTRUCTORS else None
+        else:
+            func = _persistent_class(func)
+            if type(func) is Call and ref_of(func.func) in _PARTIALS and depth < MAX_PARTIAL_DEPTH:
+                # calling partial(f, *a, **k) with b calls f(*a, *b, **k); the call with no b
+                # was judged when the partial was built
+                fargs = func.args if type(func.args) is tuple else ()
+                if fargs and ((type(args) is tuple and args) or kwargs is not None):
+                    extra = args if type(args) is tuple else ()
+                    merged = kwargs if kwargs is not None else func.kwargs
+                    self._called(fargs[0], (*fargs[1:], *extra), offset, opcode, depth + 1, merged)
+                return Call(func, args)
+            callee, produced = _resolve_call(func, args)
+            ctor = _code_constructor(func, callee)
         if ctor is not None and type(args) is tuple and len(self.res.code_objects) < 32:
             self.res.code_objects.append((offset, ctor, args))
         call = Call(func, args, produced)
@@ -1465,6 +1472,14 @@ class PickleWalker:
                         ops += ran
                         if pos >= limit:
                             continue
+                    if buf[pos] == 0x52:  # REDUCE, what the core hands back most: test it first
+                        ops += 1
+                        pos += 1
+                        if len(stack) < 2:
+                            raise PickleError("pickle-stack-underflow", "REDUCE needs two items")
+                        args = stack.pop()
+                        stack[-1] = self._called(stack[-1], args, base + pos - 1 - start, "REDUCE")
+                        continue
                 ops += 1
                 op = buf[pos]
                 pos += 1
