@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -94,7 +95,13 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--skip-picklescan-above", type=int, default=5, help="rounds for slow peers")
+    ap.add_argument(
+        "--write-readme", action="store_true", help="only rewrite README.md's table from the JSON"
+    )
     args = ap.parse_args()
+    if args.write_readme:
+        write_readme(json.loads((HERE / "results-walker.json").read_text()))
+        return
     inputs = make_inputs()
     results: dict[str, dict[str, dict[str, float | int]]] = {}
     for label, path in inputs.items():
@@ -142,6 +149,30 @@ def main() -> None:
         "results": results,
     }
     (HERE / "results-walker.json").write_text(json.dumps(doc, indent=2) + "\n")
+    write_readme(doc)
+
+
+def write_readme(doc: dict[str, Any]) -> None:
+    """Replace the table between README.md's walker markers."""
+    tools = ["modelscan-lite (compiled)", "modelscan-lite (pure Python)", "pickle.load"]
+    head = "| input | compiled | pure Python | `pickle.load` | picklescan | compiled vs load |"
+    head += " compiled vs picklescan |\n|---|---|---|---|---|---|---|\n"
+    rows = []
+    for label, row in doc["results"].items():
+        cells = [f"{row[t]['median_s']:.3f} s, {row[t]['peak_mib']:.0f} MiB" for t in tools]
+        peer = row.get("picklescan")
+        cells.append(f"{peer['median_s']:.3f} s, {peer['peak_mib']:.0f} MiB" if peer else "-")
+        ratios = row["ratios"]
+        cells.append(f"{ratios['compiled / pickle.load']}x")
+        cells.append(f"{ratios['compiled / picklescan']}x" if peer else "-")
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    table = head + "\n".join(rows) + f"\n\n({doc['machine']}, {doc['date']}: `{doc['command']}`)"
+    readme = HERE.parent / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- walker:start -->\n", "\n<!-- walker:end -->"
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(before + start + table + end + after)
 
 
 if __name__ == "__main__":
