@@ -64,6 +64,14 @@ def install(wheel: Path, where: Path) -> Path:
     return py
 
 
+def scan_sample(
+    py: Path, cwd: Path, sample: Path = ROOT / "samples/P101/bad-posix-system.pkl"
+) -> subprocess.CompletedProcess[str]:
+    """``scan -f json`` of one file by the installed copy."""
+    argv = [str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)]
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+
+
 def test_wheel_carries_the_compiled_walker(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert [n for n in names if fnmatch.fnmatch(n, CORE + "so") or n.endswith(".pyd")], names
@@ -81,13 +89,7 @@ def test_build_without_a_compiler_gives_a_pure_wheel_that_says_so(
     assert pure.name.endswith("-py3-none-any.whl")
     assert not [n for n in zipfile.ZipFile(pure).namelist() if fnmatch.fnmatch(n, CORE + "so")]
     py = install(pure, tmp_path)
-    sample = ROOT / "samples/P101/bad-posix-system.pkl"
-    proc = subprocess.run(
-        [str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    proc = scan_sample(py, tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert [f["rule"] for f in json.loads(proc.stdout)["artifacts"][0]["findings"]] == ["P101"]
     assert "note: pure Python (the compiled core cannot be used: it is not installed" in (
@@ -122,12 +124,7 @@ def test_installed_wheel_scans_outside_the_checkout(wheel: Path, tmp_path: Path)
     )
     assert str(env_dir) in proc.stdout, "the test must use the installed copy"
     assert proc.stdout.split()[-1] == "None", "the venv must not see this interpreter's packages"
-    proc = subprocess.run(
-        [str(py), "-m", "modelscan_lite", "scan", "-f", "json", str(sample)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    proc = scan_sample(py, tmp_path, sample)
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     (finding,) = [f for f in report["artifacts"][0]["findings"] if f["rule"] == "P101"]

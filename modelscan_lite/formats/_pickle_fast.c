@@ -120,41 +120,40 @@ fast_configure(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* A new instance of a slots class without running its __init__; every slot is set. */
+/* A new Dct or Seq without running its __init__, every slot set as __init__ sets it: an empty
+ * list (Dct.parts, Seq.items), zero counts (total, tree), and `other` in the fourth slot
+ * (Dct._dict = None, Seq.kind). */
 static PyObject *
-new_dct(void)
+new_container(PyTypeObject *type, Py_ssize_t list_off, Py_ssize_t total_off, Py_ssize_t tree_off,
+              Py_ssize_t other_off, PyObject *other)
 {
-    PyObject *o = core.dct->tp_alloc(core.dct, 0);
+    PyObject *o = type->tp_alloc(type, 0);
     if (o == NULL)
         return NULL;
-    PyObject *parts = PyList_New(0);
-    if (parts == NULL) {
+    PyObject *list = PyList_New(0);
+    if (list == NULL) {
         Py_DECREF(o);
         return NULL;
     }
-    SLOT(o, core.dct_parts) = parts;
-    SLOT(o, core.dct_total) = Py_NewRef(core.zero);
-    SLOT(o, core.dct_tree) = Py_NewRef(core.zero);
-    SLOT(o, core.dct_dict) = Py_NewRef(Py_None);
+    SLOT(o, list_off) = list;
+    SLOT(o, total_off) = Py_NewRef(core.zero);
+    SLOT(o, tree_off) = Py_NewRef(core.zero);
+    SLOT(o, other_off) = Py_NewRef(other);
     return o;
+}
+
+static PyObject *
+new_dct(void)
+{
+    return new_container(core.dct, core.dct_parts, core.dct_total, core.dct_tree, core.dct_dict,
+                         Py_None);
 }
 
 static PyObject *
 new_seq(PyObject *kind)
 {
-    PyObject *o = core.seq->tp_alloc(core.seq, 0);
-    if (o == NULL)
-        return NULL;
-    PyObject *items = PyList_New(0);
-    if (items == NULL) {
-        Py_DECREF(o);
-        return NULL;
-    }
-    SLOT(o, core.seq_items) = items;
-    SLOT(o, core.seq_kind) = Py_NewRef(kind);
-    SLOT(o, core.seq_total) = Py_NewRef(core.zero);
-    SLOT(o, core.seq_tree) = Py_NewRef(core.zero);
-    return o;
+    return new_container(core.seq, core.seq_items, core.seq_total, core.seq_tree, core.seq_kind,
+                         kind);
 }
 
 /* Replace a slot's value; steals `value`. */
@@ -461,6 +460,23 @@ restore_tail(PyObject *stack, PyObject *flat)
     Py_DECREF(flat);
 }
 
+/* Fill `target` with stack[k:] (as a tuple: what Dct.set_many keeps, and the loop's (k, v)
+ * and (v,) for SETITEM and APPEND), popping those items. Returns 1 when done, 0 when Python
+ * must run the opcode (the stack is as it was), -1 on a Python error. */
+static int
+fill_tail(PyObject *stack, Py_ssize_t k, PyObject *target, long long exp_limit, PyObject *trees)
+{
+    PyObject *flat = take_tail(stack, k);
+    if (flat == NULL)
+        return -1;
+    int rc = fill(target, flat, exp_limit, trees);
+    if (rc <= 0)
+        restore_tail(stack, flat);
+    else
+        Py_DECREF(flat);
+    return rc;
+}
+
 static void
 pop_mark(PyObject *marks)
 {
@@ -604,31 +620,25 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             PUSH_BORROWED(Py_False);
             break;
         case 0x8C:   /* SHORT_BINUNICODE */
-        case 0x58: { /* BINUNICODE (kept sizes only) */
-            Py_ssize_t w = b[pos] == 0x8C ? 1 : 4;
+        case 0x58:   /* BINUNICODE */
+        case 0x43:   /* SHORT_BINBYTES */
+        case 0x42: { /* BINBYTES; kept sizes only (longer ones are Python's Blobs) */
+            int text = b[pos] == 0x8C || b[pos] == 0x58;
+            Py_ssize_t w = b[pos] == 0x8C || b[pos] == 0x43 ? 1 : 4;
             NEED(w);
             Py_ssize_t n = w == 1 ? (Py_ssize_t)b[p] : (Py_ssize_t)u32le(b + p);
             if (n > core.keep_bytes || p + w + n > blen)
                 goto out;
-            PyObject *s = PyUnicode_DecodeUTF8((const char *)b + p + w, n, "surrogatepass");
-            if (s == NULL) {
+            const char *at = (const char *)b + p + w;
+            PyObject *v = text ? PyUnicode_DecodeUTF8(at, n, "surrogatepass")
+                               : PyBytes_FromStringAndSize(at, n);
+            if (v == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
                     goto error;
                 PyErr_Clear();
                 goto out; /* Python reports the undecodable string */
             }
-            PUSH(s);
-            p += w + n;
-            break;
-        }
-        case 0x43:   /* SHORT_BINBYTES */
-        case 0x42: { /* BINBYTES (kept sizes only) */
-            Py_ssize_t w = b[pos] == 0x43 ? 1 : 4;
-            NEED(w);
-            Py_ssize_t n = w == 1 ? (Py_ssize_t)b[p] : (Py_ssize_t)u32le(b + p);
-            if (n > core.keep_bytes || p + w + n > blen)
-                goto out;
-            PUSH(PyBytes_FromStringAndSize((const char *)b + p + w, n));
+            PUSH(v);
             p += w + n;
             break;
         }
@@ -700,17 +710,11 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
                 drop_tail(stack, k);
                 break;
             }
-            PyObject *flat = take_tail(stack, k);
-            if (flat == NULL)
+            int rc = fill_tail(stack, k, target, exp_limit, trees);
+            if (rc < 0)
                 goto error;
-            int rc = fill(target, flat, exp_limit, trees);
-            if (rc <= 0) {
-                restore_tail(stack, flat); /* Python runs the opcode on the same stack */
-                if (rc < 0)
-                    goto error;
-                goto out;
-            }
-            Py_DECREF(flat);
+            if (rc == 0)
+                goto out; /* Python runs the opcode on the same stack */
             pop_mark(marks);
             break;
         }
@@ -722,36 +726,28 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             PyTypeObject *tt = Py_TYPE(target);
             if (Py_TYPE(v) == core.call || tt == core.call)
                 goto out; /* mapping hooks and tensor records: Python */
-            if (tt == core.dct) {
-                PyObject *pair = PyTuple_Pack(2, PyList_GET_ITEM(stack, depth - 2), v);
-                if (pair == NULL)
-                    goto error;
-                int rc = fill(target, pair, exp_limit, trees);
-                Py_DECREF(pair);
-                if (rc < 0)
-                    goto error;
-                if (rc == 0)
-                    goto out;
-            }
-            drop_tail(stack, depth - 2);
+            int rc = tt == core.dct ? fill_tail(stack, depth - 2, target, exp_limit, trees) : 2;
+            if (rc < 0)
+                goto error;
+            if (rc == 0)
+                goto out;
+            if (rc == 2) /* not a dict: the pair is dropped */
+                drop_tail(stack, depth - 2);
             break;
         }
         case 0x61: { /* APPEND */
             if (depth < 2)
                 goto out;
             PyObject *target = PyList_GET_ITEM(stack, depth - 2);
-            if (Py_TYPE(target) == core.seq) {
-                PyObject *one = PyTuple_Pack(1, PyList_GET_ITEM(stack, depth - 1));
-                if (one == NULL)
-                    goto error;
-                int rc = fill(target, one, exp_limit, trees);
-                Py_DECREF(one);
-                if (rc < 0)
-                    goto error;
-                if (rc == 0)
-                    goto out;
-            }
-            drop_tail(stack, depth - 1);
+            int rc = Py_TYPE(target) == core.seq
+                         ? fill_tail(stack, depth - 1, target, exp_limit, trees)
+                         : 2;
+            if (rc < 0)
+                goto error;
+            if (rc == 0)
+                goto out;
+            if (rc == 2) /* not a list or set: the item is dropped */
+                drop_tail(stack, depth - 1);
             break;
         }
         case 0x30: { /* POP (pops a MARK on top, as _pickle.c does) */
