@@ -26,6 +26,7 @@
 #include <Python.h>
 #include <structmember.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifndef MSL_SOURCE_DIGEST
 #define MSL_SOURCE_DIGEST ""
@@ -130,11 +131,12 @@ new_container(PyTypeObject *type, Py_ssize_t list_off, Py_ssize_t total_off, Py_
     PyObject *o = type->tp_alloc(type, 0);
     if (o == NULL)
         return NULL;
-    PyObject *list = PyList_New(0);
+    PyObject *list = PyList_New(1); /* room for the first batch, as an empty list */
     if (list == NULL) {
         Py_DECREF(o);
         return NULL;
     }
+    Py_SET_SIZE(list, 0);
     SLOT(o, list_off) = list;
     SLOT(o, total_off) = Py_NewRef(core.zero);
     SLOT(o, tree_off) = Py_NewRef(core.zero);
@@ -172,6 +174,14 @@ int_slot(PyObject *o, Py_ssize_t off, long long *out)
     PyObject *v = SLOT(o, off);
     if (v == NULL || !PyLong_CheckExact(v))
         return -1;
+#if PY_VERSION_HEX < 0x030C0000
+    /* CPython 3.11's layout: a value of at most one 30-bit digit is sign * ob_digit[0] */
+    Py_ssize_t digits = Py_SIZE(v);
+    if (digits >= -1 && digits <= 1) {
+        *out = (long long)digits * (long long)((PyLongObject *)v)->ob_digit[0];
+        return 0;
+    }
+#endif
     int overflow = 0;
     long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
     if (overflow || (x == -1 && PyErr_Occurred()) || x > (1LL << 62) || x < -(1LL << 62)) {
@@ -190,6 +200,24 @@ set_int_slot(PyObject *o, Py_ssize_t off, long long x)
         return -1;
     set_slot(o, off, v);
     return 0;
+}
+
+/* list.append(v), taking over the reference to v (which may be NULL: an error). */
+static inline int
+append_steal(PyObject *list, PyObject *v)
+{
+    if (v == NULL)
+        return -1;
+    PyListObject *l = (PyListObject *)list;
+    Py_ssize_t n = Py_SIZE(l);
+    if (n < l->allocated) {
+        l->ob_item[n] = v;
+        Py_SET_SIZE(l, n + 1);
+        return 0;
+    }
+    int rc = PyList_Append(list, v);
+    Py_DECREF(v);
+    return rc;
 }
 
 static inline int
@@ -357,35 +385,18 @@ fill(PyObject *target, PyObject *flat, long long exp_limit, PyObject *trees)
     if (kept == Py_None)
         return 1;
     if (is_dct) {
-        if (PyList_Append(kept, flat) < 0)
+        if (append_steal(kept, Py_NewRef(flat)) < 0)
             return -1;
-        set_slot(target, core.dct_dict, Py_NewRef(Py_None));
+        if (SLOT(target, core.dct_dict) != Py_None)
+            set_slot(target, core.dct_dict, Py_NewRef(Py_None));
     }
     else {
         Py_ssize_t room = core.container_cap - PyList_GET_SIZE(kept);
         for (Py_ssize_t i = 0; i < n && i < room; i++)
-            if (PyList_Append(kept, items[i]) < 0)
+            if (append_steal(kept, Py_NewRef(items[i])) < 0)
                 return -1;
     }
     return 1;
-}
-
-/* list.append(v), taking over the reference to v (which may be NULL: an error). */
-static inline int
-append_steal(PyObject *list, PyObject *v)
-{
-    if (v == NULL)
-        return -1;
-    PyListObject *l = (PyListObject *)list;
-    Py_ssize_t n = Py_SIZE(l);
-    if (n < l->allocated) {
-        l->ob_item[n] = v;
-        Py_SET_SIZE(l, n + 1);
-        return 0;
-    }
-    int rc = PyList_Append(list, v);
-    Py_DECREF(v);
-    return rc;
 }
 
 #define PUSH(v)                              \
@@ -418,6 +429,38 @@ top_mark(PyObject *marks, Py_ssize_t depth)
         return -1;
     }
     return (k < 0 || k > depth) ? -1 : k;
+}
+
+/* int(depth) for MARK, from a table for the depths records are built at (a batch of 1000
+ * records pushes each one's MARK 1000 deep): a new reference. */
+#define DEPTH_INTS 4096
+static PyObject *depth_ints[DEPTH_INTS];
+
+static PyObject *
+depth_int(Py_ssize_t depth)
+{
+    if (depth >= DEPTH_INTS)
+        return PyLong_FromSsize_t(depth);
+    if (depth_ints[depth] == NULL && (depth_ints[depth] = PyLong_FromSsize_t(depth)) == NULL)
+        return NULL;
+    return Py_NewRef(depth_ints[depth]);
+}
+
+/* A str from UTF-8 bytes, as bytes.decode("utf-8", "surrogatepass"); ASCII (what names and
+ * keys almost always are) is copied without the codec machinery. */
+static PyObject *
+decode_text(const char *at, Py_ssize_t n)
+{
+    const unsigned char *u = (const unsigned char *)at;
+    Py_ssize_t i = 0;
+    while (i < n && u[i] < 0x80)
+        i++;
+    if (i < n || n < 2) /* not ASCII; "" and 1-character strings are the codec's singletons */
+        return PyUnicode_DecodeUTF8(at, n, "surrogatepass");
+    PyObject *s = PyUnicode_New(n, 127);
+    if (s != NULL)
+        memcpy(PyUnicode_DATA(s), at, (size_t)n);
+    return s;
 }
 
 /* tuple(stack[k:]), removed from the stack: the references move, none is copied. */
@@ -538,7 +581,7 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         case 0x94: /* MEMOIZE */
             if (depth == 0 || PyDict_GET_SIZE(spill))
                 goto out;
-            if (PyList_Append(mlist, PyList_GET_ITEM(stack, depth - 1)) < 0)
+            if (append_steal(mlist, Py_NewRef(PyList_GET_ITEM(stack, depth - 1))) < 0)
                 goto error;
             break;
         case 0x71:   /* BINPUT */
@@ -549,21 +592,15 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             /* only the append that needs no spill bookkeeping and no recount */
             if (depth == 0 || idx != PyList_GET_SIZE(mlist) || PyDict_GET_SIZE(spill))
                 goto out;
-            if (PyList_Append(mlist, PyList_GET_ITEM(stack, depth - 1)) < 0)
+            if (append_steal(mlist, Py_NewRef(PyList_GET_ITEM(stack, depth - 1))) < 0)
                 goto error;
             p += w;
             break;
         }
-        case 0x28: { /* MARK */
-            PyObject *m = PyLong_FromSsize_t(depth);
-            if (m == NULL)
-                goto error;
-            int rc = PyList_Append(marks, m);
-            Py_DECREF(m);
-            if (rc < 0)
+        case 0x28: /* MARK */
+            if (append_steal(marks, depth_int(depth)) < 0)
                 goto error;
             break;
-        }
         case 0x4B: /* BININT1 */
             NEED(1);
             PUSH(PyLong_FromLong(b[p]));
@@ -630,8 +667,7 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             if (n > core.keep_bytes || p + w + n > blen)
                 goto out;
             const char *at = (const char *)b + p + w;
-            PyObject *v = text ? PyUnicode_DecodeUTF8(at, n, "surrogatepass")
-                               : PyBytes_FromStringAndSize(at, n);
+            PyObject *v = text ? decode_text(at, n) : PyBytes_FromStringAndSize(at, n);
             if (v == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
                     goto error;
