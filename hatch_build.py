@@ -12,11 +12,11 @@ scan, see ``walker_engine.fallback_notice``). ``MODELSCAN_LITE_PURE=1`` skips th
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
 import tempfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,16 @@ CORE = "modelscan_lite.formats._pickle_fast"
 SOURCE = Path("modelscan_lite/formats/_pickle_fast.c")
 
 
-def source_digest(data: bytes) -> str:
-    """Which version of the C source a core was built from (a version check, not a security
-    one: zlib's CRC-32, because importing hashlib would cost every scan ~3 ms)."""
-    return f"{zlib.crc32(data):08x}-{len(data)}"
+def source_digest(root: Path) -> str:
+    """``walker_engine.source_digest`` of the C source, the one definition the scanner checks
+    against, loaded from its file (the package itself is not importable while it is built;
+    the module imports only the standard library at its top)."""
+    path = root / "modelscan_lite" / "formats" / "walker_engine.py"
+    spec = importlib.util.spec_from_file_location("_msl_walker_engine", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return str(module.source_digest((root / SOURCE).read_bytes()))
 
 
 def compile_core(root: Path, out_dir: Path, temp_dir: Path) -> Path:
@@ -41,7 +47,7 @@ def compile_core(root: Path, out_dir: Path, temp_dir: Path) -> Path:
     ext = Extension(
         CORE,
         [str(source)],
-        define_macros=[("MSL_SOURCE_DIGEST", f'"{source_digest(source.read_bytes())}"')],
+        define_macros=[("MSL_SOURCE_DIGEST", f'"{source_digest(root)}"')],
     )  # the interpreter's own optimisation flags (-O3 on CPython's Linux builds)
     cmd = build_ext(Distribution({"name": "modelscan-lite-core", "ext_modules": [ext]}))
     cmd.build_lib = str(out_dir)

@@ -334,10 +334,9 @@ def test_compiled_asked_for_but_missing_is_a_usage_error(
     assert "MODELSCAN_LITE_WALKER=compiled, but the compiled pickle walker" in result.stderr
 
 
+@needs_core
 def test_stale_core_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A core compiled from another version of its C source (an edited checkout)."""
-    if not (Path(walker_engine.__file__).parent / "_pickle_fast.c").exists():
-        pytest.skip("no C source next to the module")
     (tmp_path / "_pickle_fast.c").write_text("/* edited */\n")
     monkeypatch.setattr(walker_engine, "__file__", str(tmp_path / "walker_engine.py"))
     monkeypatch.setattr(walker_engine, "_loaded", [])
@@ -345,8 +344,7 @@ def test_stale_core_is_not_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
         importable = walker_engine._load()
     finally:
         walker_engine._loaded.clear()
-    assert importable[0] is None
-    assert "another version of _pickle_fast.c" in importable[1] or "not installed" in importable[1]
+    assert importable == (None, "it was built from another version of _pickle_fast.c")
 
 
 def test_version_names_the_walker() -> None:

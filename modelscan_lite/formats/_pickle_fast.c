@@ -251,8 +251,8 @@ tuple_tree(PyObject *t, PyObject *trees)
                  PyTuple_GET_ITEM(known, 0) == t) {
             PyObject *w = PyTuple_GET_ITEM(known, 1);
             int overflow = 0;
-            long long x = PyLong_Check(w) ? PyLong_AsLongLongAndOverflow(w, &overflow) : -1;
-            if (!PyLong_Check(w) || overflow || x < 0 || x > core.tree_cap) {
+            long long x = PyLong_CheckExact(w) ? PyLong_AsLongLongAndOverflow(w, &overflow) : -1;
+            if (overflow || x < 0 || x > core.tree_cap) {
                 PyErr_Clear();
                 return -2; /* not a shape the core reproduces: let Python do it */
             }
@@ -323,8 +323,8 @@ any_heavy(PyObject *const *items, Py_ssize_t n)
 
 /* Seq.extend(flat) / Dct.set_many(flat) followed by the loop's expansion check, when the
  * result provably needs no _grew call. `flat` is a tuple (Dct.set_many keeps its batches as
- * tuples). Returns 1 when done, 0 when Python must run
- * the opcode (nothing was changed), -1 on a Python error. */
+ * tuples). Returns 1 when done, 0 when Python must run the opcode (nothing was changed), -1
+ * on a Python error. */
 static int
 fill(PyObject *target, PyObject *flat, long long exp_limit, PyObject *trees)
 {
@@ -369,11 +369,9 @@ fill(PyObject *target, PyObject *flat, long long exp_limit, PyObject *trees)
     if (work || new_tree > exp_limit)
         return 0; /* Python calls _grew */
     PyObject *kept = SLOT(target, is_dct ? core.dct_parts : core.seq_items);
-    if (is_dct && kept != Py_None && (!PyList_CheckExact(kept) ||
-                                      PyList_GET_SIZE(kept) >= core.container_cap))
+    if (kept != Py_None &&
+        (!PyList_CheckExact(kept) || (is_dct && PyList_GET_SIZE(kept) >= core.container_cap)))
         return 0; /* a big dict: Python decides which batches to keep */
-    if (!is_dct && kept != Py_None && !PyList_CheckExact(kept))
-        return 0;
     /* commit: nothing below can fail on the stream's account */
     if (set_int_slot(target, off_total, total + (is_dct ? (n >> 1) : n)) < 0)
         return -1;
@@ -696,33 +694,19 @@ fast_run(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
             Py_ssize_t n = b[pos] - 0x84;
             if (depth < n)
                 goto out;
-            PyObject *const *top = PySequence_Fast_ITEMS(stack) + depth - n;
-            if (any_heavy(top, n))
+            if (any_heavy(PySequence_Fast_ITEMS(stack) + depth - n, n))
                 goto out; /* Python remembers heavy tuples */
-            PyObject *t = PyTuple_New(n);
-            if (t == NULL)
-                goto error;
-            for (Py_ssize_t i = 0; i < n; i++)
-                PyTuple_SET_ITEM(t, i, Py_NewRef(top[i]));
-            drop_tail(stack, depth - n);
-            PUSH(t);
+            PUSH(take_tail(stack, depth - n));
             break;
         }
         case 0x74: { /* TUPLE */
             Py_ssize_t k = top_mark(marks, depth);
             if (k < 0)
                 goto out;
-            PyObject *const *top = PySequence_Fast_ITEMS(stack) + k;
-            if (any_heavy(top, depth - k))
+            if (any_heavy(PySequence_Fast_ITEMS(stack) + k, depth - k))
                 goto out;
-            PyObject *tt = PyTuple_New(depth - k);
-            if (tt == NULL)
-                goto error;
-            for (Py_ssize_t i = 0; i < depth - k; i++)
-                PyTuple_SET_ITEM(tt, i, Py_NewRef(top[i]));
             pop_mark(marks);
-            drop_tail(stack, k);
-            PUSH(tt);
+            PUSH(take_tail(stack, k));
             break;
         }
         case 0x65:   /* APPENDS */

@@ -1472,14 +1472,6 @@ class PickleWalker:
                         ops += ran
                         if pos >= limit:
                             continue
-                    if buf[pos] == 0x52:  # REDUCE, what the core hands back most: test it first
-                        ops += 1
-                        pos += 1
-                        if len(stack) < 2:
-                            raise PickleError("pickle-stack-underflow", "REDUCE needs two items")
-                        args = stack.pop()
-                        stack[-1] = self._called(stack[-1], args, base + pos - 1 - start, "REDUCE")
-                        continue
                 ops += 1
                 op = buf[pos]
                 pos += 1
@@ -1502,6 +1494,11 @@ class PickleWalker:
                         mlist.append(stack[-1])
                 elif op == 0x28:  # MARK
                     marks.append(len(stack))
+                elif op == 0x52:  # REDUCE (early: what the compiled core hands back most)
+                    if len(stack) < 2:
+                        raise PickleError("pickle-stack-underflow", "REDUCE needs two items")
+                    args = stack.pop()
+                    stack[-1] = self._called(stack[-1], args, base + pos - 1 - start, "REDUCE")
                 elif op == 0x4D:  # BININT2
                     if pos + 2 > blen:
                         buf, pos, blen, base = r.need(pos, 2)
@@ -1650,11 +1647,6 @@ class PickleWalker:
                     push(True)
                 elif op == 0x89:  # NEWFALSE
                     push(False)
-                elif op == 0x52:  # REDUCE
-                    if len(stack) < 2:
-                        raise PickleError("pickle-stack-underflow", "REDUCE needs two items")
-                    args = stack.pop()
-                    stack[-1] = self._called(stack[-1], args, base + pos - 1 - start, "REDUCE")
                 elif op == 0x62:  # BUILD
                     if len(stack) < 2:
                         raise PickleError("pickle-stack-underflow", "BUILD needs two items")

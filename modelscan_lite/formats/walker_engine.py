@@ -40,6 +40,15 @@ class WalkerUnavailable(RuntimeError):
 
 
 _loaded: list[tuple[Core | None, str]] = []  # memo of _load()
+
+
+def source_digest(data: bytes) -> str:
+    """Which version of ``_pickle_fast.c`` a core was built from (``hatch_build.py`` builds it
+    in): a version check, not a security one, so zlib's CRC-32 and the length; importing
+    hashlib would cost every scan ~3 ms."""
+    return f"{zlib.crc32(data):08x}-{len(data)}"
+
+
 _forced: list[str] = []  # use()'s stack, for tests
 
 
@@ -55,9 +64,8 @@ def _load() -> tuple[Core | None, str]:
         found = (_pickle_fast, "")
         source = Path(__file__).with_name("_pickle_fast.c")
         with contextlib.suppress(OSError):
-            data = source.read_bytes()  # the digest of hatch_build.source_digest
             built_from = getattr(_pickle_fast, "SOURCE_DIGEST", None)
-            if f"{zlib.crc32(data):08x}-{len(data)}" != built_from:
+            if source_digest(source.read_bytes()) != built_from:
                 found = (None, f"it was built from another version of {source.name}")
         if found[0] is not None:
             from . import pickle_vm as vm
